@@ -1,0 +1,70 @@
+# visitlens — one entry point for set-up, the embedded stack, tests and benchmarks.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= .visitlens
+export VISITLENS_DATA_DIR ?= $(abspath $(DATA_DIR))
+
+STAMP := $(VENV)/.installed
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visitlens needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[server,edge,dev]'
+	@touch $@
+
+.PHONY: help install lint typecheck test test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install visitlens with every extra
+
+lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
+	$(BIN)/ruff check functions tests scripts
+	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/mypy functions/visitlens functions/api tests
+
+typecheck: lint
+
+test: $(STAMP) ## unit, contract, function and integration tests on the real embedded stack
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(STAMP) ## tests that need no running service
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract
+
+stack-up: $(STAMP) ## start PostgreSQL, Milvus Lite and SeaweedFS S3 under $(DATA_DIR)
+	$(BIN)/visitlens stack up
+
+stack-down: $(STAMP) ## stop the embedded stack
+	$(BIN)/visitlens stack down
+
+stack-status: $(STAMP) ## show what is running
+	$(BIN)/visitlens stack status
+
+migrate: $(STAMP) ## bootstrap roles and run the Alembic migrations to head
+	$(BIN)/visitlens db migrate
+
+dev: $(STAMP) ## stack up + migrations + every function behind the local gateway (Ctrl+C stops the functions)
+	$(BIN)/visitlens stack up
+	$(BIN)/visitlens db migrate
+	$(BIN)/visitlens dev
+
+demo: $(STAMP) ## the main job on the embedded stack, end to end, printing what it did
+	$(BIN)/visitlens demo
+
+models: $(STAMP) ## prepare onnxruntime-ready model copies (recognition issue)
+	$(BIN)/visitlens models prepare
+
+bench: $(STAMP) ## benchmarks; machine-readable results under bench-results/
+	$(BIN)/python -m visitlens.bench --out bench-results
+
+openapi: $(STAMP) ## regenerate docs/openapi.json from the route table
+	$(BIN)/visitlens openapi > docs/openapi.json
+
+clean: ## stop the stack and remove local state (keeps .venv)
+	-$(BIN)/visitlens stack down
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,89 @@
+"""asyncpg pool, one per warm instance, and transactions scoped to one tenant by RLS settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from visitlens.config import DatabaseSettings
+from visitlens.errors import TransientError
+
+logger = logging.getLogger(__name__)
+
+Record = asyncpg.Record
+Connection = PoolConnectionProxy[Record]
+
+
+@dataclass(frozen=True, slots=True)
+class DbScope:
+    """What row-level security sees in one transaction; built only from a verified principal."""
+
+    tenant_id: UUID | None
+    system_admin: bool = False
+    actor_id: UUID | None = None
+
+    @classmethod
+    def none(cls) -> DbScope:
+        return cls(tenant_id=None)
+
+
+async def _init_connection(conn: asyncpg.Connection[Record]) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    """Lazily creates its pool on first use (behind a lock) and reuses it across invocations."""
+
+    def __init__(self, dsn: str, settings: DatabaseSettings) -> None:
+        self._dsn = dsn
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    try:
+                        self._pool = await asyncpg.create_pool(
+                            self._dsn,
+                            min_size=self._settings.pool_min_size,
+                            max_size=self._settings.pool_max_size,
+                            init=_init_connection,
+                            server_settings={
+                                "application_name": "visitlens",
+                                "statement_timeout": str(self._settings.statement_timeout_ms),
+                            },
+                        )
+                    except (OSError, asyncpg.PostgresError) as exc:
+                        raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self, scope: DbScope) -> AsyncIterator[Connection]:
+        """A transaction whose RLS settings are ``scope``; they vanish at commit or rollback."""
+        pool = await self.pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('app.tenant_id', $1, true),"
+                " set_config('app.system_admin', $2, true),"
+                " set_config('app.actor_id', $3, true)",
+                str(scope.tenant_id) if scope.tenant_id else "",
+                "on" if scope.system_admin else "off",
+                str(scope.actor_id) if scope.actor_id else "",
+            )
+            yield conn

@@ -1,0 +1,190 @@
+"""Settings for every visitlens deployable, read once at start from the environment and files.
+
+Only this module reads the process environment. Secrets may come from files: a directory of
+one-file-per-secret (OpenFaaS ``/var/openfaas/secrets``, a mounted Kubernetes secret) is read
+through ``secrets_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_PREFIX = "dev-only-"
+"""Secrets that start with this are placeholders: accepted in dev and test, refused in prod."""
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PROD = "prod"
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL. Without ``url`` the embedded pgserver under ``data_dir`` is used."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="DSN of the owner role that runs migrations (DATABASE_URL). "
+        "None: the embedded PostgreSQL started by `visitlens stack up`.",
+    )
+    app_url: SecretStr | None = Field(
+        default=None,
+        description="DSN the functions use: a non-owner role subject to row-level security. "
+        "None: derived from `url` with `app_role` / `app_password`.",
+    )
+    name: str = Field(default="visitlens", description="Database name (embedded stack).")
+    owner_role: str = Field(default="visitlens_owner", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    app_role: str = Field(default="visitlens_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    app_password: SecretStr = Field(default=SecretStr(PLACEHOLDER_PREFIX + "app-password"))
+    pool_min_size: int = Field(default=1, ge=0, le=64)
+    pool_max_size: int = Field(default=10, ge=1, le=256)
+    statement_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+
+
+class MilvusSettings(BaseModel):
+    """Milvus. Without ``uri`` the embedded Milvus Lite server is used."""
+
+    uri: str | None = Field(default=None, description="e.g. http://milvus:19530 (MILVUS_URI)")
+    token: SecretStr | None = Field(default=None, description="user:password or API token")
+    db_name: str = Field(default="default")
+
+
+class S3Settings(BaseModel):
+    """S3-compatible object store (MinIO in production, SeaweedFS in the embedded stack)."""
+
+    endpoint: str | None = Field(
+        default=None, description="host:port of MinIO/S3 (S3_ENDPOINT); None: embedded SeaweedFS"
+    )
+    access_key: SecretStr = Field(default=SecretStr(PLACEHOLDER_PREFIX + "access"))
+    secret_key: SecretStr = Field(default=SecretStr(PLACEHOLDER_PREFIX + "secret-key"))
+    secure: bool = Field(default=False, description="use HTTPS")
+    region: str = Field(default="us-east-1")
+    raw_bucket: str = Field(default="faces-raw", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    derived_bucket: str = Field(
+        default="faces-derived", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+    )
+    raw_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="raw snapshots expire after this many days"
+    )
+
+
+class AuthSettings(BaseModel):
+    """JWT signing (RS256). Private keys are PEM files named ``<kid>.pem`` in ``keys_dir``."""
+
+    keys_dir: Path | None = Field(
+        default=None,
+        description="directory of <kid>.pem RSA private keys; None: <data_dir>/keys "
+        "(a dev keypair is generated there on first run, never outside dev/test)",
+    )
+    active_kid: str | None = Field(
+        default=None, description="kid that signs new tokens; None: the newest key file"
+    )
+    public_keys_dir: Path | None = Field(
+        default=None,
+        description="extra <kid>.pub.pem public keys still accepted (rotation, verify-only)",
+    )
+    issuer: str = Field(default="visitlens")
+    audience: str = Field(default="visitlens-api")
+    access_ttl_s: int = Field(default=900, ge=60, le=86_400)
+    refresh_ttl_s: int = Field(default=30 * 86_400, ge=3_600, le=365 * 86_400)
+    leeway_s: int = Field(default=30, ge=0, le=300)
+
+
+class StackSettings(BaseModel):
+    """Ports of the embedded stack; every server binds ``host``."""
+
+    host: str = Field(default="127.0.0.1")
+    milvus_port: int = Field(default=19530, ge=1024, le=65535)
+    s3_port: int = Field(default=8333, ge=1024, le=65535)
+    seaweed_port_base: int = Field(
+        default=19400,
+        ge=1024,
+        le=65000,
+        description="SeaweedFS master/volume/filer (and their gRPC ports) take base..base+5",
+    )
+    gateway_port: int = Field(default=8080, ge=1024, le=65535)
+    function_port_base: int = Field(default=8100, ge=1024, le=65000)
+    start_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+
+class HttpSettings(BaseModel):
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
+    page_size_default: int = Field(default=50, ge=1, le=1_000)
+    page_size_max: int = Field(default=500, ge=1, le=10_000)
+
+
+class Settings(BaseSettings):
+    """One settings object per process, validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VISITLENS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        secrets_dir=None,
+    )
+
+    env: Environment = Field(default=Environment.DEV)
+    data_dir: Path = Field(default=Path(".visitlens"), description="all embedded-stack state")
+    log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @model_validator(mode="after")
+    def _enforce_real_secrets(self) -> Self:
+        """Outside dev/test a placeholder secret or a generated key is a start-up error."""
+        if self.env is not Environment.PROD:
+            return self
+        placeholders = [
+            name
+            for name, value in (
+                ("database.app_password", self.database.app_password),
+                ("s3.access_key", self.s3.access_key),
+                ("s3.secret_key", self.s3.secret_key),
+            )
+            if value.get_secret_value().startswith(PLACEHOLDER_PREFIX)
+        ]
+        if placeholders:
+            raise ValueError(f"placeholder secrets are not allowed in prod: {placeholders}")
+        if self.auth.keys_dir is None:
+            raise ValueError("auth.keys_dir must be set in prod (no generated dev keys)")
+        if self.database.url is None and self.database.app_url is None:
+            raise ValueError("database.url or database.app_url must be set in prod")
+        return self
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.auth.keys_dir or self.data_dir / "keys"
+
+
+_WELL_KNOWN_ALIASES = {
+    # The names operators already use for these services; VISITLENS_* wins when both are set.
+    "DATABASE_URL": "VISITLENS_DATABASE__URL",
+    "MILVUS_URI": "VISITLENS_MILVUS__URI",
+    "S3_ENDPOINT": "VISITLENS_S3__ENDPOINT",
+}
+_SECRETS_DIR_VAR = "VISITLENS_SECRETS_DIR"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the settings of this process.
+
+    ``DATABASE_URL``, ``MILVUS_URI`` and ``S3_ENDPOINT`` are honoured as aliases. Secrets are
+    read from ``$VISITLENS_SECRETS_DIR`` (one file per setting, e.g. ``database__app_password``).
+    """
+    for alias, target in _WELL_KNOWN_ALIASES.items():
+        if alias in os.environ and target not in os.environ:
+            os.environ[target] = os.environ[alias]
+    secrets_dir = os.environ.get(_SECRETS_DIR_VAR)
+    if secrets_dir:
+        return Settings(_secrets_dir=secrets_dir, **overrides)
+    return Settings(**overrides)

@@ -1,0 +1,93 @@
+"""The embedded PostgreSQL 16 (+pgvector) from the pgserver wheel, and role/database bootstrap."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from visitlens.config import Settings
+from visitlens.errors import StackError
+from visitlens.stack.endpoints import embedded_dsn
+
+logger = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+
+
+def start(settings: Settings) -> tuple[int, str]:
+    """Start (or find running) the embedded server; return (postmaster pid, socket dir).
+
+    As root pgserver runs postgres under its own system user and listens on a Unix socket only.
+    """
+    import pgserver  # imported here: it is only needed where the embedded server is used
+
+    pgdata = (settings.data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+    except (subprocess.CalledProcessError, OSError, AssertionError) as exc:
+        raise StackError(f"embedded PostgreSQL failed to start in {pgdata}: {exc}") from exc
+    info = server.get_postmaster_info()
+    socket_dir = str(info.socket_dir) if info.socket_dir else str(pgdata)
+    pid = int(info.pid) if info.pid else 0
+    bootstrap(settings, socket_dir)
+    return pid, socket_dir
+
+
+def stop(settings: Settings) -> bool:
+    """Stop the embedded server with pg_ctl (as the system user that owns the data dir)."""
+    from pgserver._commands import pg_ctl
+
+    pgdata = (settings.data_dir / "postgres").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError as exc:
+        raise StackError(f"pg_ctl stop failed for {pgdata}: exit {exc.returncode}") from exc
+    return True
+
+
+def bootstrap(settings: Settings, socket_dir: str) -> None:
+    """Create the owner role and the database it owns (idempotent). Needs the superuser."""
+    db = settings.database
+    with psycopg.connect(embedded_dsn(socket_dir, SUPERUSER, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db.owner_role,))
+        if exists.fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE NOSUPERUSER NOBYPASSRLS").format(
+                    sql.Identifier(db.owner_role)
+                )
+            )
+            logger.info("created owner role %s", db.owner_role)
+        has_db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,))
+        if has_db.fetchone() is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(db.name), sql.Identifier(db.owner_role)
+                )
+            )
+            logger.info("created database %s", db.name)
+    # pgvector is created by the superuser (CREATE EXTENSION vector needs it on PG16).
+    with psycopg.connect(embedded_dsn(socket_dir, SUPERUSER, db.name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+
+
+def healthy(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def socket_path_ok(path: Path) -> bool:
+    """Unix socket paths are limited to ~107 bytes; pgserver moves the socket if longer."""
+    return len(str(path / ".s.PGSQL.5432")) < 100
