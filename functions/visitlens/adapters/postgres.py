@@ -7,32 +7,24 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from uuid import UUID
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from visitlens.config import DatabaseSettings
-from visitlens.errors import TransientError
+from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError
+from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Connection", "Database", "DbScope", "Record"]
+
 Record = asyncpg.Record
-Connection = PoolConnectionProxy[Record]
-
-
-@dataclass(frozen=True, slots=True)
-class DbScope:
-    """What row-level security sees in one transaction; built only from a verified principal."""
-
-    tenant_id: UUID | None
-    system_admin: bool = False
-    actor_id: UUID | None = None
-
-    @classmethod
-    def none(cls) -> DbScope:
-        return cls(tenant_id=None)
+if TYPE_CHECKING:
+    Connection: TypeAlias = PoolConnectionProxy[Record]
+else:  # the stubs are generic, the runtime class is not
+    Connection = PoolConnectionProxy
 
 
 async def _init_connection(conn: asyncpg.Connection[Record]) -> None:
@@ -77,13 +69,29 @@ class Database:
     async def transaction(self, scope: DbScope) -> AsyncIterator[Connection]:
         """A transaction whose RLS settings are ``scope``; they vanish at commit or rollback."""
         pool = await self.pool()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT set_config('app.tenant_id', $1, true),"
-                " set_config('app.system_admin', $2, true),"
-                " set_config('app.actor_id', $3, true)",
-                str(scope.tenant_id) if scope.tenant_id else "",
-                "on" if scope.system_admin else "off",
-                str(scope.actor_id) if scope.actor_id else "",
-            )
-            yield conn
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('app.tenant_id', $1, true),"
+                    " set_config('app.system_admin', $2, true),"
+                    " set_config('app.actor_id', $3, true)",
+                    str(scope.tenant_id) if scope.tenant_id else "",
+                    "on" if scope.system_admin else "off",
+                    str(scope.actor_id) if scope.actor_id else "",
+                )
+                yield conn
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(f"already exists ({exc.constraint_name})") from exc
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise InvalidInput(
+                f"refers to a row that does not exist ({exc.constraint_name})"
+            ) from exc
+        except asyncpg.CheckViolationError as exc:
+            raise InvalidInput(
+                f"violates a rule of the data model ({exc.constraint_name})"
+            ) from exc
+        except asyncpg.InsufficientPrivilegeError as exc:
+            # A row-level-security WITH CHECK failure: the row is outside the caller's tenant.
+            raise Forbidden("row is outside the caller's tenant") from exc
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
+            raise TransientError(f"database unavailable: {type(exc).__name__}") from exc

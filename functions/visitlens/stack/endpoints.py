@@ -87,8 +87,9 @@ def derive_app_dsn(owner_dsn: str, settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def resolve(settings: Settings) -> Endpoints:
-    """Configured URLs win; anything not configured must come from a running embedded stack."""
+def database_dsns(settings: Settings) -> tuple[str, str]:
+    """(owner DSN for migrations, app DSN for the functions); the owner DSN may be empty
+    where a deployment gives the functions only their own ``app_url``."""
     state = StackState.load(settings.data_dir)
     db = settings.database
     if db.url is not None:
@@ -102,14 +103,32 @@ def resolve(settings: Settings) -> Endpoints:
             "no PostgreSQL configured: set DATABASE_URL or run `visitlens stack up` "
             f"(data dir {settings.data_dir})"
         )
-    app = (
-        db.app_url.get_secret_value() if db.app_url is not None else derive_app_dsn(owner, settings)
-    )
+    app = db.app_url.get_secret_value() if db.app_url is not None else ""
+    return owner, app or derive_app_dsn(owner, settings)
 
-    milvus = settings.milvus.uri or (state.milvus.address if state.milvus else None)
-    if not milvus:
+
+def milvus_uri(settings: Settings) -> str:
+    state = StackState.load(settings.data_dir)
+    uri = settings.milvus.uri or (state.milvus.address if state.milvus else None)
+    if not uri:
         raise StackError("no Milvus configured: set MILVUS_URI or run `visitlens stack up`")
-    s3 = settings.s3.endpoint or (state.s3.address if state.s3 else None)
-    if not s3:
+    return uri
+
+
+def s3_endpoint(settings: Settings) -> str:
+    state = StackState.load(settings.data_dir)
+    endpoint = settings.s3.endpoint or (state.s3.address if state.s3 else None)
+    if not endpoint:
         raise StackError("no S3 configured: set S3_ENDPOINT or run `visitlens stack up`")
-    return Endpoints(owner_dsn=owner, app_dsn=app, milvus_uri=milvus, s3_endpoint=s3)
+    return endpoint
+
+
+def resolve(settings: Settings) -> Endpoints:
+    """Configured URLs win; anything not configured must come from a running embedded stack."""
+    owner, app = database_dsns(settings)
+    return Endpoints(
+        owner_dsn=owner,
+        app_dsn=app,
+        milvus_uri=milvus_uri(settings),
+        s3_endpoint=s3_endpoint(settings),
+    )

@@ -1,0 +1,30 @@
+"""The `api` function: every HTTP route of the UI-facing API, served by functions-framework (aio)."""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from visitlens.api.routes import ROUTES
+from visitlens.api.services import ApiServices, LazyServices
+from visitlens.auth.service import AuthService
+from visitlens.config import load_settings
+from visitlens.http.router import Router
+from visitlens.logs import configure
+
+settings = load_settings()
+configure(settings.log_level)
+services = LazyServices(settings)
+
+
+def _authenticator(s: ApiServices) -> AuthService:
+    return s.auth
+
+
+router: Router[ApiServices] = Router(ROUTES, services, _authenticator, settings.http.max_body_bytes)
+
+
+@functions_framework.aio.http
+async def api(request: Request) -> Response:
+    return await router.dispatch(request)

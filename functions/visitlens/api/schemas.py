@@ -1,0 +1,256 @@
+"""Request and response bodies of the HTTP API (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    RootModel,
+    SecretStr,
+    field_validator,
+)
+
+from visitlens.adapters.passwords import MIN_PASSWORD_LENGTH
+from visitlens.auth.principal import Role
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Slug = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="lower-case, URL-safe")
+]
+RetentionDays = Annotated[int, Field(ge=1, le=3650, description="raw snapshots kept this long")]
+VisitWindow = Annotated[
+    int,
+    Field(
+        ge=60,
+        le=86_400,
+        description="a person seen again within this many seconds extends the visit",
+    ),
+]
+
+
+class Input(BaseModel):
+    """Bodies and queries: unknown fields are errors, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("unknown IANA time zone, e.g. 'Europe/Berlin'") from exc
+    if value not in available_timezones() and value != "UTC":
+        raise ValueError("unknown IANA time zone, e.g. 'Europe/Berlin'")
+    return value
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+class PasswordGrant(Input):
+    grant_type: Literal["password"]
+    email: EmailStr
+    password: SecretStr = Field(min_length=1, max_length=1024)
+
+
+class ApiKeyGrant(Input):
+    grant_type: Literal["api_key"]
+    api_key: SecretStr = Field(min_length=1, max_length=512)
+
+
+class RefreshGrant(Input):
+    grant_type: Literal["refresh_token"]
+    refresh_token: SecretStr = Field(min_length=1, max_length=512)
+
+
+class TokenRequest(
+    RootModel[
+        Annotated[PasswordGrant | ApiKeyGrant | RefreshGrant, Field(discriminator="grant_type")]
+    ]
+):
+    """One of three grants, chosen by ``grant_type``."""
+
+
+class TokenResponse(Output):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a scheme name
+    expires_in: int = Field(description="seconds")
+    refresh_token: str | None = Field(default=None, description="single use; rotated on refresh")
+    role: Role
+    tenant_id: UUID | None
+
+
+class Me(Output):
+    subject: UUID
+    kind: str
+    role: Role
+    tenant_id: UUID | None
+    site_ids: list[UUID]
+    camera_ids: list[UUID]
+
+
+# --- tenants -------------------------------------------------------------------------------
+
+
+class TenantCreate(Input):
+    slug: Slug
+    name: Name
+    raw_retention_days: RetentionDays = 30
+
+
+class TenantUpdate(Input):
+    name: Name | None = None
+    raw_retention_days: RetentionDays | None = None
+    active: bool | None = Field(default=None, description="system admins only")
+
+
+class TenantOut(Output):
+    id: UUID
+    slug: str
+    name: str
+    raw_retention_days: int
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- sites ---------------------------------------------------------------------------------
+
+
+class SiteCreate(Input):
+    name: Name
+    timezone: str = Field(description="IANA time zone of the store; reports use it")
+    address: str | None = Field(default=None, max_length=500)
+    visit_window_s: VisitWindow = 1800
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+
+class SiteUpdate(Input):
+    name: Name | None = None
+    timezone: str | None = None
+    address: str | None = Field(default=None, max_length=500)
+    visit_window_s: VisitWindow | None = None
+
+    _tz = field_validator("timezone")(_check_timezone)
+
+
+class SiteOut(Output):
+    id: UUID
+    tenant_id: UUID
+    name: str
+    timezone: str
+    address: str | None
+    visit_window_s: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- cameras -------------------------------------------------------------------------------
+
+CameraKind = Literal["rtsp", "usb", "file", "folder"]
+
+
+class CameraCreate(Input):
+    name: Name
+    kind: CameraKind = "rtsp"
+    enabled: bool = True
+
+
+class CameraUpdate(Input):
+    name: Name | None = None
+    kind: CameraKind | None = None
+    enabled: bool | None = None
+
+
+class CameraOut(Output):
+    id: UUID
+    tenant_id: UUID
+    site_id: UUID
+    name: str
+    kind: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- users ---------------------------------------------------------------------------------
+
+TenantRole = Literal["tenant_admin", "site_manager", "worker"]
+Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)]
+
+
+class UserCreate(Input):
+    email: EmailStr
+    display_name: str = Field(default="", max_length=200)
+    role: TenantRole
+    site_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    password: Password
+
+
+class UserUpdate(Input):
+    display_name: str | None = Field(default=None, max_length=200)
+    role: TenantRole | None = None
+    site_ids: list[UUID] | None = Field(default=None, max_length=1000)
+    password: Password | None = None
+    disabled: bool | None = None
+
+
+class UserOut(Output):
+    id: UUID
+    tenant_id: UUID | None
+    email: str
+    display_name: str
+    role: Role
+    site_ids: list[UUID]
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    role: TenantRole = "worker"
+    site_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    camera_ids: list[UUID] = Field(default_factory=list, max_length=1000)
+    expires_at: datetime | None = None
+
+
+class ApiKeyOut(Output):
+    id: UUID
+    tenant_id: UUID
+    name: str
+    prefix: str
+    role: Role
+    site_ids: list[UUID]
+    camera_ids: list[UUID]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    api_key: str = Field(description="the secret key: shown once, store it now")
+
+
+class Health(Output):
+    status: Literal["ok"]
+    version: str

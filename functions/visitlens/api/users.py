@@ -1,0 +1,93 @@
+"""Users of a tenant (tenant admins manage them). Passwords are argon2id hashes, never returned."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from visitlens.adapters.passwords import hash_password
+from visitlens.api import audit
+from visitlens.api.schemas import UserCreate, UserOut, UserUpdate
+from visitlens.api.scope import check_role_scope, require_sites_exist, tenant_tx
+from visitlens.api.services import ApiServices
+from visitlens.api.store import Filter, Table
+from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.router import Ctx
+
+USER_COLUMNS = (
+    "id, tenant_id, email, display_name, role, site_ids, disabled, created_at, updated_at,"
+    " last_login_at"
+)
+USERS = Table("users", "user", returning=USER_COLUMNS)
+
+
+async def list_users(ctx: Ctx[ApiServices]) -> Page[UserOut]:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    query = ctx.query(PageQuery)
+    async with tenant_tx(ctx, tenant_id) as conn:
+        rows, cursor = await USERS.page(conn, query, [Filter("tenant_id", tenant_id)])
+    return Page[UserOut](items=[UserOut.model_validate(dict(r)) for r in rows], next_cursor=cursor)
+
+
+async def create_user(ctx: Ctx[ApiServices]) -> UserOut:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    body = await ctx.body(UserCreate)
+    check_role_scope(body.role, body.site_ids)
+    values = body.model_dump(exclude={"password"})
+    values["email"] = str(body.email).lower()
+    values["password_hash"] = hash_password(body.password)
+    async with tenant_tx(ctx, tenant_id) as conn:
+        await require_sites_exist(conn, body.site_ids, "body.site_ids")
+        row = await USERS.insert(conn, {"tenant_id": tenant_id, **values})
+        await audit.record(
+            conn, ctx.principal, "user.create", "user", row["id"], tenant_id, {"role": body.role}
+        )
+    return UserOut.model_validate(dict(row))
+
+
+async def get_user(ctx: Ctx[ApiServices]) -> UserOut:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    async with tenant_tx(ctx, tenant_id) as conn:
+        row = await USERS.get(conn, ctx.params["user_id"], [Filter("tenant_id", tenant_id)])
+    return UserOut.model_validate(dict(row))
+
+
+async def update_user(ctx: Ctx[ApiServices]) -> UserOut:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    user_id: UUID = ctx.params["user_id"]
+    body = await ctx.body(UserUpdate)
+    changes = body.model_dump(exclude_unset=True, exclude={"password"})
+    if body.password is not None:
+        changes["password_hash"] = hash_password(body.password)
+    async with tenant_tx(ctx, tenant_id) as conn:
+        current = await USERS.get(conn, user_id, [Filter("tenant_id", tenant_id)])
+        role = changes.get("role", current["role"])
+        site_ids = changes.get("site_ids", list(current["site_ids"]))
+        if "role" in changes or "site_ids" in changes:
+            check_role_scope(role, site_ids)
+            await require_sites_exist(conn, site_ids, "body.site_ids")
+        row = await USERS.update(conn, user_id, changes, [Filter("tenant_id", tenant_id)])
+        if body.disabled or body.password is not None:
+            # A disabled account or a new password ends every session of the old one.
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() "
+                "WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+            )
+        await audit.record(
+            conn,
+            ctx.principal,
+            "user.update",
+            "user",
+            user_id,
+            tenant_id,
+            {"fields": sorted(k if k != "password_hash" else "password" for k in changes)},
+        )
+    return UserOut.model_validate(dict(row))
+
+
+async def delete_user(ctx: Ctx[ApiServices]) -> None:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    user_id: UUID = ctx.params["user_id"]
+    async with tenant_tx(ctx, tenant_id) as conn:
+        await USERS.delete(conn, user_id, [Filter("tenant_id", tenant_id)])
+        await audit.record(conn, ctx.principal, "user.delete", "user", user_id, tenant_id)

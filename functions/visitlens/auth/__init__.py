@@ -1,0 +1,1 @@
+"""Authentication and authorisation: principals, roles and scopes, token issuing."""

@@ -1,0 +1,161 @@
+"""`visitlens`: the operator's command line (stack, migrations, bootstrap, keys, dev runner, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import time
+
+from visitlens.config import Settings, load_settings
+from visitlens.errors import VisitlensError
+from visitlens.logs import configure
+
+logger = logging.getLogger("visitlens")
+
+
+def _out(text: str = "") -> None:
+    """Command output for the operator (stdout), as distinct from logs (stderr)."""
+    sys.stdout.write(text + "\n")
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.stack import manager
+    from visitlens.stack.endpoints import resolve
+
+    if args.action == "up":
+        started = time.monotonic()
+        manager.up(settings)
+        _out(f"stack up in {time.monotonic() - started:.1f}s (data: {settings.data_dir})")
+        args.action = "status"
+    if args.action == "down":
+        stopped = manager.down(settings)
+        _out(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if args.action == "env":
+        for key, value in resolve(settings).environment().items():
+            _out(f"export {key}='{value}'")
+        return 0
+    statuses = manager.status(settings)
+    for s in statuses:
+        _out(f"{s.name:<9} {s.mode:<9} {'healthy' if s.healthy else 'DOWN':<8} {s.detail}")
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.db import migrate
+    from visitlens.stack.endpoints import database_dsns
+
+    owner_dsn, _ = database_dsns(settings)
+    if args.action == "migrate":
+        migrate.upgrade(owner_dsn, settings, args.revision)
+        _out(f"database migrated to {args.revision}")
+    else:
+        migrate.downgrade(owner_dsn, settings, args.revision)
+        _out(f"database downgraded to {args.revision}")
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.tenancy.bootstrap import create_system_admin
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    user_id = asyncio.run(create_system_admin(settings, args.email, password))
+    _out(f"system admin {args.email} created (id {user_id})")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.adapters.jwt_keys import generate_key
+
+    kid = args.kid or time.strftime("k%Y%m%d%H%M%S")
+    path = generate_key(settings.keys_dir, kid)
+    _out(f"new signing key {kid} at {path}; restart the functions to sign with it")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.api.routes import openapi_document
+
+    _out(json.dumps(openapi_document(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.runtime.runner import run_dev
+
+    run_dev(settings)
+    return 0
+
+
+def cmd_functions(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.runtime.spec import discover
+
+    for spec in discover():
+        kinds = ", ".join(t.kind for t in spec.triggers)
+        _out(f"{spec.name:<14} {spec.signature:<10} {kinds}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.demo import run_demo
+
+    return run_demo(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visitlens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the embedded PostgreSQL, Milvus Lite and S3")
+    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack.set_defaults(func=cmd_stack)
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["migrate", "downgrade"])
+    db.add_argument("revision", nargs="?", default="head")
+    db.set_defaults(func=cmd_db)
+
+    admin = sub.add_parser("create-system-admin", help="bootstrap a system administrator")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    admin.set_defaults(func=cmd_admin)
+
+    keys = sub.add_parser("rotate-signing-key", help="add a new JWT signing key (rotation)")
+    keys.add_argument("--kid", help="key id (default: a timestamp)")
+    keys.set_defaults(func=cmd_keys)
+
+    sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
+        func=cmd_openapi
+    )
+    sub.add_parser("functions", help="list functions and triggers").set_defaults(func=cmd_functions)
+    sub.add_parser("dev", help="serve every function behind the local gateway").set_defaults(
+        func=cmd_dev
+    )
+    sub.add_parser("demo", help="the main job on the embedded stack, end to end").set_defaults(
+        func=cmd_demo
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        sys.stderr.write(f"invalid configuration:\n{exc}\n")
+        return 2
+    configure(settings.log_level)
+    try:
+        code: int = args.func(args, settings)
+    except VisitlensError as exc:
+        logger.error("%s", exc.message)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Read a request body once, within a size limit, and validate it into one pydantic model."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from visitlens.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from visitlens.http.problems import from_validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+        except ValueError as exc:
+            raise MalformedBody("invalid Content-Length header") from exc
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def parse_json_body(request: Request, model: type[M], limit: int) -> M:
+    """400 for malformed JSON, 415 for another media type, 422 naming every bad field."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("expected Content-Type: application/json")
+    raw = await read_limited(request, limit)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"malformed JSON: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "body") from exc
+
+
+def parse_query(params: dict[str, str], model: type[M]) -> M:
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise from_validation_error(exc, "query") from exc

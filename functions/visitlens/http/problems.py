@@ -1,0 +1,41 @@
+"""Errors as RFC 9457 problem documents: a status, a code, a message and the fields at fault."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+from visitlens.errors import FieldProblem, InvalidInput, Unauthenticated, VisitlensError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(error: VisitlensError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://visitlens.dev/problems/{error.code}",
+        "title": error.code.replace("_", " "),
+        "status": error.status,
+        "detail": error.message,
+    }
+    if error.problems:
+        body["errors"] = [{"field": p.field, "message": p.message} for p in error.problems]
+    extra = dict(headers or {})
+    if isinstance(error, Unauthenticated):
+        extra.setdefault("WWW-Authenticate", 'Bearer realm="visitlens"')
+    return JSONResponse(body, status_code=error.status, headers=extra, media_type=PROBLEM_JSON)
+
+
+def from_validation_error(exc: ValidationError, prefix: str) -> InvalidInput:
+    """Every pydantic error at once, each with a dotted field path under ``prefix``."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(FieldProblem(path, message))
+    fields = ", ".join(p.field for p in problems)
+    return InvalidInput(f"invalid {prefix}: {fields}", problems=problems)

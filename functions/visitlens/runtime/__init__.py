@@ -1,0 +1,1 @@
+"""Function declarations (triggers) and the one-machine runner that serves them."""

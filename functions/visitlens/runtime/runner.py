@@ -1,0 +1,110 @@
+"""`visitlens dev`: every function as its own functions-framework (aio) process behind the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from visitlens.config import Settings
+from visitlens.runtime.gateway import Deployed, Gateway
+from visitlens.runtime.spec import FunctionSpec, discover
+from visitlens.stack.endpoints import resolve
+from visitlens.stack.processes import (
+    require_free_ports,
+    spawn,
+    tcp_open,
+    terminate,
+    wait_until,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def function_env(settings: Settings) -> dict[str, str]:
+    """The environment of a function process: this one's, plus the resolved service addresses."""
+    env = dict(os.environ)
+    env.update(resolve(settings).environment())
+    env["VISITLENS_DATA_DIR"] = str(settings.data_dir.resolve())
+    env["VISITLENS_ENV"] = settings.env.value
+    return env
+
+
+@contextmanager
+def running_functions(
+    settings: Settings, specs: list[FunctionSpec] | None = None
+) -> Iterator[list[Deployed]]:
+    """Start one ``functions-framework --asgi`` process per function; stop them on exit."""
+    specs = discover() if specs is None else specs
+    host = settings.stack.host
+    ports = {s.name: settings.stack.function_port_base + i for i, s in enumerate(specs)}
+    require_free_ports(host, {f"function {name}": port for name, port in ports.items()})
+    env = function_env(settings)
+    logs = (settings.data_dir / "logs").resolve()
+    pids: dict[str, int] = {}
+    try:
+        for spec in specs:
+            port = ports[spec.name]
+            argv = [
+                sys.executable, "-m", "functions_framework",
+                "--target", spec.target,
+                "--source", str(spec.source),
+                "--signature-type", spec.signature,
+                "--asgi",
+                "--host", host,
+                "--port", str(port),
+            ]  # fmt: skip
+            pids[spec.name] = spawn(
+                f"function {spec.name}", argv, logs / f"fn-{spec.name}.log", env
+            )
+        for spec in specs:
+            port = ports[spec.name]
+            wait_until(
+                f"function {spec.name}",
+                lambda p=port: tcp_open(host, p),  # type: ignore[misc]
+                timeout_s=settings.stack.start_timeout_s,
+                pid=pids[spec.name],
+                log_path=logs / f"fn-{spec.name}.log",
+            )
+        yield [Deployed(spec, f"http://{host}:{ports[spec.name]}") for spec in specs]
+    finally:
+        for name, pid in pids.items():
+            terminate(f"function {name}", pid, timeout_s=10)
+
+
+async def serve_gateway(settings: Settings, deployed: list[Deployed]) -> None:
+    """Serve the gateway on ``stack.gateway_port`` until SIGINT/SIGTERM."""
+    gateway = Gateway(deployed)
+    config = uvicorn.Config(
+        gateway.app(),
+        host=settings.stack.host,
+        port=settings.stack.gateway_port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()
+
+
+def run_dev(settings: Settings, functions_dir: Path | None = None) -> None:
+    specs = discover(functions_dir) if functions_dir else discover()
+    require_free_ports(settings.stack.host, {"gateway": settings.stack.gateway_port})
+    with running_functions(settings, specs) as deployed:
+        for d in deployed:
+            logger.info("function %s at %s", d.spec.name, d.url)
+        logger.info(
+            "gateway on http://%s:%d (Ctrl+C stops)",
+            settings.stack.host,
+            settings.stack.gateway_port,
+        )
+        asyncio.run(serve_gateway(settings, deployed))

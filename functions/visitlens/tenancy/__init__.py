@@ -1,0 +1,1 @@
+"""Tenancy: the scope that row-level security enforces."""
