@@ -13,7 +13,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from visitlens.config import DatabaseSettings
-from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError
+from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class Database:
                     str(scope.actor_id) if scope.actor_id else "",
                 )
                 yield conn
+        except VisitlensError:
+            raise  # raised by the caller inside the block: already classified
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(f"already exists ({exc.constraint_name})") from exc
         except asyncpg.ForeignKeyViolationError as exc:

@@ -19,10 +19,11 @@ async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
-            if int(declared) > limit:
-                raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+            size = int(declared)
         except ValueError as exc:
             raise MalformedBody("invalid Content-Length header") from exc
+        if size > limit:
+            raise PayloadTooLarge(f"body of {size} bytes exceeds the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

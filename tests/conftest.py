@@ -1,0 +1,248 @@
+"""Shared fixtures: a real embedded stack (PostgreSQL, Milvus Lite, SeaweedFS S3) on free ports in a
+temporary data dir, migrated once per session; helpers to create tenants, users and tokens."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp
+
+from visitlens.adapters.passwords import hash_password
+from visitlens.adapters.postgres import Database
+from visitlens.config import Environment, Settings, StackSettings
+from visitlens.db import migrate
+from visitlens.stack import manager
+from visitlens.stack.endpoints import Endpoints, resolve
+from visitlens.stack.processes import free_port, port_is_free
+from visitlens.tenancy.scope import DbScope
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _distinct_free_ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def consecutive_free_ports(n: int, start: int) -> int:
+    """The first of ``n`` consecutive free ports at or above ``start``."""
+    for base in range(start, start + 9000, n + 3):
+        if all(port_is_free("127.0.0.1", base + i) for i in range(n)):
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports from {start}")
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of a private embedded stack; the stack is started and stopped around the session.
+
+    A service that cannot start fails the session loudly (no skip).
+    """
+    data_dir = tmp_path_factory.mktemp("stack")
+    milvus, s3, gateway = _distinct_free_ports(3)
+    settings = Settings(
+        env=Environment.TEST,
+        data_dir=data_dir,
+        stack=StackSettings(
+            milvus_port=milvus,
+            s3_port=s3,
+            seaweed_port_base=consecutive_free_ports(6, 21000),
+            gateway_port=gateway,
+            function_port_base=consecutive_free_ports(8, 31000),
+        ),
+    )
+    manager.up(settings)
+    try:
+        yield settings
+    finally:
+        manager.down(settings)
+
+
+@pytest.fixture(scope="session")
+def endpoints(stack_settings: Settings) -> Endpoints:
+    eps = resolve(stack_settings)
+    migrate.upgrade(eps.owner_dsn, stack_settings)
+    return eps
+
+
+@pytest.fixture(scope="session")
+def function_environment(stack_settings: Settings, endpoints: Endpoints) -> Iterator[None]:
+    """The environment a deployed function gets, set for in-process function apps."""
+    values = {
+        **endpoints.environment(),
+        "VISITLENS_DATA_DIR": str(stack_settings.data_dir),
+        "VISITLENS_ENV": "test",
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+async def db(stack_settings: Settings, endpoints: Endpoints) -> AsyncIterator[Database]:
+    database = Database(endpoints.app_dsn, stack_settings.database)
+    yield database
+    await database.close()
+
+
+def load_function(name: str) -> ASGIApp:
+    """A function's ASGI app built by functions-framework itself, as `--asgi` serves it."""
+    from functions_framework.aio import create_asgi_app
+
+    spec_dir = REPO / "functions" / name
+    app: ASGIApp = create_asgi_app(  # type: ignore[no-untyped-call]
+        target=name.replace("-", "_"), source=str(spec_dir / "main.py")
+    )
+    return app
+
+
+@pytest.fixture(scope="session")
+async def api_client(function_environment: None) -> AsyncIterator[httpx.AsyncClient]:
+    app = load_function("api")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+@dataclass
+class TenantWorld:
+    """A tenant with two sites, a camera at each, and tokens for each role."""
+
+    tenant_id: str
+    site_a: str
+    site_b: str
+    camera_a: str
+    camera_b: str
+    root: str
+    admin: str
+    manager_a: str
+    worker_a: str
+    worker_key: str
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {token}"}
+
+
+async def system_admin_token(db: Database, client: httpx.AsyncClient) -> str:
+    email = f"root-{uuid.uuid4().hex[:8]}@example.com"
+    async with db.transaction(DbScope(None, system_admin=True)) as conn:
+        await conn.execute(
+            "INSERT INTO users (tenant_id, email, role, password_hash) "
+            "VALUES (NULL, $1, 'system_admin', $2)",
+            email,
+            hash_password(PASSWORD),
+        )
+    return await password_token(client, email)
+
+
+async def password_token(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    response = await client.post(
+        "/v1/auth/token", json={"grant_type": "password", "email": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    return response.json() if response.content else None
+
+
+async def make_world(db: Database, client: httpx.AsyncClient) -> TenantWorld:
+    root = await system_admin_token(db, client)
+    h = {"authorization": f"Bearer {root}"}
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    tenant = await ok(
+        await client.post("/v1/tenants", headers=h, json={"slug": slug, "name": slug}), 201
+    )
+    t = f"/v1/tenants/{tenant['id']}"
+    site_a = await ok(
+        await client.post(f"{t}/sites", headers=h, json={"name": "A", "timezone": "Europe/Berlin"}),
+        201,
+    )
+    site_b = await ok(
+        await client.post(f"{t}/sites", headers=h, json={"name": "B", "timezone": "UTC"}), 201
+    )
+    cam_a = await ok(
+        await client.post(f"{t}/sites/{site_a['id']}/cameras", headers=h, json={"name": "c"}), 201
+    )
+    cam_b = await ok(
+        await client.post(f"{t}/sites/{site_b['id']}/cameras", headers=h, json={"name": "c"}), 201
+    )
+    admin_email = f"admin-{slug}@example.com"
+    await ok(
+        await client.post(
+            f"{t}/users",
+            headers=h,
+            json={"email": admin_email, "role": "tenant_admin", "password": PASSWORD},
+        ),
+        201,
+    )
+    manager_email = f"manager-{slug}@example.com"
+    await ok(
+        await client.post(
+            f"{t}/users",
+            headers=h,
+            json={
+                "email": manager_email,
+                "role": "site_manager",
+                "site_ids": [site_a["id"]],
+                "password": PASSWORD,
+            },
+        ),
+        201,
+    )
+    key = await ok(
+        await client.post(
+            f"{t}/api-keys",
+            headers=h,
+            json={
+                "name": "edge",
+                "role": "worker",
+                "site_ids": [site_a["id"]],
+                "camera_ids": [cam_a["id"]],
+            },
+        ),
+        201,
+    )
+    worker = await ok(
+        await client.post(
+            "/v1/auth/token", json={"grant_type": "api_key", "api_key": key["api_key"]}
+        )
+    )
+    return TenantWorld(
+        tenant_id=tenant["id"],
+        site_a=site_a["id"],
+        site_b=site_b["id"],
+        camera_a=cam_a["id"],
+        camera_b=cam_b["id"],
+        root=root,
+        admin=await password_token(client, admin_email),
+        manager_a=await password_token(client, manager_email),
+        worker_a=worker["access_token"],
+        worker_key=key["api_key"],
+    )
+
+
+@pytest.fixture
+async def world(db: Database, api_client: httpx.AsyncClient) -> TenantWorld:
+    return await make_world(db, api_client)
