@@ -27,8 +27,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException as CloudEventError
-from cloudevents.http import CloudEvent, from_http, to_binary
+from cloudevents.http import CloudEvent, from_http
 from croniter import croniter
 from starlette.applications import Starlette
 from starlette.requests import Request
