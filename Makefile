@@ -24,8 +24,8 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
-	$(BIN)/ruff check functions tests scripts
-	$(BIN)/ruff format --check functions tests scripts
+	$(BIN)/ruff check functions tests
+	$(BIN)/ruff format --check functions tests
 	$(BIN)/mypy functions/visitlens functions/api tests
 
 typecheck: lint

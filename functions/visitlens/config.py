@@ -168,23 +168,30 @@ class Settings(BaseSettings):
 
 _WELL_KNOWN_ALIASES = {
     # The names operators already use for these services; VISITLENS_* wins when both are set.
-    "DATABASE_URL": "VISITLENS_DATABASE__URL",
-    "MILVUS_URI": "VISITLENS_MILVUS__URI",
-    "S3_ENDPOINT": "VISITLENS_S3__ENDPOINT",
+    "DATABASE_URL": ("VISITLENS_DATABASE__URL", "database", "url"),
+    "MILVUS_URI": ("VISITLENS_MILVUS__URI", "milvus", "uri"),
+    "S3_ENDPOINT": ("VISITLENS_S3__ENDPOINT", "s3", "endpoint"),
 }
 _SECRETS_DIR_VAR = "VISITLENS_SECRETS_DIR"
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build and validate the settings of this process.
+    """Build and validate the settings of this process (the environment is only read).
 
     ``DATABASE_URL``, ``MILVUS_URI`` and ``S3_ENDPOINT`` are honoured as aliases. Secrets are
-    read from ``$VISITLENS_SECRETS_DIR`` (one file per setting, e.g. ``database__app_password``).
+    read from ``$VISITLENS_SECRETS_DIR`` (one file per setting group, e.g. ``visitlens_database``
+    holding ``{"app_password": ...}``).
     """
-    for alias, target in _WELL_KNOWN_ALIASES.items():
-        if alias in os.environ and target not in os.environ:
-            os.environ[target] = os.environ[alias]
+    merged: dict[str, Any] = {}
+    for alias, (name, group, field) in _WELL_KNOWN_ALIASES.items():
+        if alias in os.environ and name not in os.environ:
+            merged.setdefault(group, {})[field] = os.environ[alias]
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
     secrets_dir = os.environ.get(_SECRETS_DIR_VAR)
     if secrets_dir:
-        return Settings(_secrets_dir=secrets_dir, **overrides)
-    return Settings(**overrides)
+        return Settings(_secrets_dir=secrets_dir, **merged)
+    return Settings(**merged)

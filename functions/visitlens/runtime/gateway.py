@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -224,7 +225,9 @@ class Gateway:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
             wait=wait_exponential_jitter(
-                initial=self.policy.initial_backoff_s, max=self.policy.max_backoff_s
+                multiplier=self.policy.initial_backoff_s,
+                max=self.policy.max_backoff_s,
+                jitter=self.policy.initial_backoff_s,
             ),
             retry=retry_if_exception_type(RetryableDelivery),
             reraise=False,
@@ -312,7 +315,7 @@ class Gateway:
         try:
             name = record["eventName"]
             bucket = record["s3"]["bucket"]["name"]
-            key = record["s3"]["object"]["key"]
+            key = unquote_plus(record["s3"]["object"]["key"])  # MinIO URL-encodes keys
         except (KeyError, TypeError):
             logger.warning("MinIO record without eventName/bucket/key skipped")
             return
