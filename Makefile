@@ -60,7 +60,7 @@ models: $(STAMP) ## prepare onnxruntime-ready model copies (recognition issue)
 	$(BIN)/visitlens models prepare
 
 bench: $(STAMP) ## benchmarks; machine-readable results under bench-results/
-	$(BIN)/python -m visitlens.bench --out bench-results
+	$(BIN)/python -m visitlens.bench --out bench-results --record docs/benchmarks
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the route table
 	$(BIN)/visitlens openapi > docs/openapi.json

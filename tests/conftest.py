@@ -16,11 +16,9 @@ from starlette.types import ASGIApp
 
 from visitlens.adapters.passwords import hash_password
 from visitlens.adapters.postgres import Database
-from visitlens.config import Environment, Settings, StackSettings
-from visitlens.db import migrate
-from visitlens.stack import manager
+from visitlens.config import Settings
 from visitlens.stack.endpoints import Endpoints, resolve
-from visitlens.stack.processes import free_port, port_is_free
+from visitlens.stack.ephemeral import ephemeral_stack
 from visitlens.tenancy.scope import DbScope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,52 +26,17 @@ SHARED = REPO.parent / "shared"
 PASSWORD = "correct-horse-battery-staple"
 
 
-def _distinct_free_ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return sorted(ports)
-
-
-def consecutive_free_ports(n: int, start: int) -> int:
-    """The first of ``n`` consecutive free ports at or above ``start``."""
-    for base in range(start, start + 9000, n + 3):
-        if all(port_is_free("127.0.0.1", base + i) for i in range(n)):
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports from {start}")
-
-
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a private embedded stack; the stack is started and stopped around the session.
-
-    A service that cannot start fails the session loudly (no skip).
-    """
-    data_dir = tmp_path_factory.mktemp("stack")
-    milvus, s3, gateway = _distinct_free_ports(3)
-    settings = Settings(
-        env=Environment.TEST,
-        data_dir=data_dir,
-        stack=StackSettings(
-            milvus_port=milvus,
-            s3_port=s3,
-            seaweed_port_base=consecutive_free_ports(6, 21000),
-            gateway_port=gateway,
-            function_port_base=consecutive_free_ports(8, 31000),
-        ),
-    )
-    manager.up(settings)
-    try:
+    """A private embedded stack for the session, migrated; a service that cannot start fails the
+    session loudly (no skip)."""
+    with ephemeral_stack(tmp_path_factory.mktemp("stack")) as settings:
         yield settings
-    finally:
-        manager.down(settings)
 
 
 @pytest.fixture(scope="session")
 def endpoints(stack_settings: Settings) -> Endpoints:
-    eps = resolve(stack_settings)
-    migrate.upgrade(eps.owner_dsn, stack_settings)
-    return eps
+    return resolve(stack_settings)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): speed and accuracy targets live here, never in timed unit tests."""

@@ -1,0 +1,52 @@
+"""`python -m visitlens.bench`: run the benchmarks on a private embedded stack, print the figures
+and write them to ``<out>/latest.json`` (and a dated copy); ``--record docs/benchmarks`` keeps the
+latest results in the repository."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from visitlens.bench import api
+from visitlens.bench.report import write_results
+from visitlens.config import Settings
+from visitlens.logs import configure
+from visitlens.stack.ephemeral import ephemeral_stack
+
+BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "api": api.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m visitlens.bench", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument(
+        "--record", type=Path, help="also write latest.json here (e.g. docs/benchmarks)"
+    )
+    args = parser.parse_args(argv)
+    configure("WARNING")
+    chosen = args.only or sorted(BENCHMARKS)
+    results: dict[str, Any] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="visitlens-bench-") as tmp,
+        ephemeral_stack(Path(tmp)) as settings,
+    ):
+        for name in chosen:
+            sys.stdout.write(f"== {name}\n")
+            results[name] = asyncio.run(BENCHMARKS[name](settings))
+            sys.stdout.write(json.dumps(results[name], indent=2) + "\n")
+    path = write_results(args.out, results, args.record)
+    sys.stdout.write(f"results written to {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
