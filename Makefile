@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visitlens needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[server,edge,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,dev]'
 	@touch $@
 
 .PHONY: help install lint typecheck test test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
@@ -26,7 +26,7 @@ install: $(STAMP) ## create .venv and install visitlens with every extra
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
 	$(BIN)/ruff check functions tests
 	$(BIN)/ruff format --check functions tests
-	$(BIN)/mypy functions/visitlens functions/api tests
+	$(BIN)/mypy functions/visitlens functions/api functions/ingest tests
 
 typecheck: lint
 

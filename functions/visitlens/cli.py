@@ -77,6 +77,20 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.adapters.model_prep import prepare, verified_path
+
+    if args.action == "prepare":
+        for p in prepare(settings.models_dir):
+            _out(f"{p.model_id:<15} {p.file:<32} sha256 {p.sha256}  (from {p.source_sha256[:12]}…)")
+        _out(f"manifest: {settings.models_dir / 'manifest.json'}")
+        return 0
+    for model_id in ("yunet-2023mar", "sface-2021dec"):
+        path, _ = verified_path(settings.models_dir, model_id)
+        _out(f"{model_id:<15} ok  {path}")
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     from visitlens.api.routes import openapi_document
 
@@ -127,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("rotate-signing-key", help="add a new JWT signing key (rotation)")
     keys.add_argument("--kid", help="key id (default: a timestamp)")
     keys.set_defaults(func=cmd_keys)
+
+    models = sub.add_parser("models", help="prepare or verify the face models")
+    models.add_argument("action", choices=["prepare", "verify"])
+    models.set_defaults(func=cmd_models)
 
     sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
         func=cmd_openapi

@@ -53,6 +53,18 @@ class MilvusSettings(BaseModel):
     uri: str | None = Field(default=None, description="e.g. http://milvus:19530 (MILVUS_URI)")
     token: SecretStr | None = Field(default=None, description="user:password or API token")
     db_name: str = Field(default="default")
+    index_type: str = Field(default="HNSW", description="HNSW, IVF_FLAT, FLAT, …")
+    index_params: dict[str, int] = Field(
+        default_factory=lambda: {"M": 16, "efConstruction": 200},
+        description="build parameters of the index",
+    )
+    search_params: dict[str, int] = Field(
+        default_factory=lambda: {"ef": 64}, description="search parameters (HNSW: ef ≥ top_k)"
+    )
+    num_partitions: int = Field(
+        default=16, ge=1, le=1024, description="physical partitions the tenant key hashes into"
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 class S3Settings(BaseModel):
@@ -113,6 +125,60 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(default=60.0, gt=0, le=600)
 
 
+class ModelSettings(BaseModel):
+    """Face models. Prepared copies live in ``dir`` (default ``<data_dir>/models``)."""
+
+    dir: Path | None = Field(default=None, description="prepared models; None: <data_dir>/models")
+    recognizer: str = Field(
+        default="sface-2021dec",
+        description="model id of the embedder: 'sface-2021dec' or 'arcface-user' (see arcface_path)",
+    )
+    arcface_path: Path | None = Field(
+        default=None,
+        description="a user-supplied ArcFace ONNX file (112x112 RGB in, 512-D out); never a "
+        "default: InsightFace weights are licensed for non-commercial research only",
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime execution providers in order, e.g. CoreMLExecutionProvider",
+    )
+    intra_op_threads: int = Field(default=1, ge=0, le=64, description="0: onnxruntime decides")
+    detector_score: float = Field(default=0.6, ge=0.05, le=0.99, description="YuNet score cut")
+    detector_nms_iou: float = Field(default=0.3, ge=0.05, le=0.95)
+    max_faces: int = Field(default=64, ge=1, le=5000)
+
+
+class IdentitySettings(BaseModel):
+    """Identity decisions. Thresholds are cosine similarities calibrated by `make bench` on LFW
+    all-vs-all pairs (SFace 2021dec): FAR 0.01 % → 0.415, FAR 0.1 % → 0.358 (docs/benchmarks)."""
+
+    customer_link_threshold: float = Field(
+        default=0.415,
+        ge=-1,
+        le=1,
+        description="link a track to an auto-created customer at or above this (FAR 0.01 %): "
+        "stricter, because a wrong link merges two people's visit histories",
+    )
+    staff_match_threshold: float = Field(
+        default=0.358,
+        ge=-1,
+        le=1,
+        description="recognise enrolled staff at or above this (FAR 0.1 %): enrolment photos are "
+        "good, and missing a staff member inflates the customer count",
+    )
+    top_k: int = Field(default=10, ge=1, le=100, description="gallery candidates per shot")
+    max_views_per_person: int = Field(
+        default=8, ge=1, le=64, description="embeddings kept per person (diverse, good views)"
+    )
+    min_view_quality: float = Field(default=0.35, ge=0, le=1)
+    view_diversity: float = Field(
+        default=0.92,
+        ge=0,
+        le=1,
+        description="a new view is kept only if its cosine to every kept view is below this",
+    )
+
+
 class HttpSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
     page_size_default: int = Field(default=50, ge=1, le=1_000)
@@ -138,6 +204,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Self:
@@ -164,6 +232,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.auth.keys_dir or self.data_dir / "keys"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models.dir or self.data_dir / "models"
 
 
 _WELL_KNOWN_ALIASES = {

@@ -31,7 +31,7 @@ INSERTS: dict[str, str] = {
     "person_embeddings": "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, dim, source) VALUES ({id}, {t}, 'customer', {customer}, 'sface-2021dec', 128, 'track')",
     "staff_face_images": "INSERT INTO staff_face_images (id, tenant_id, staff_id, object_key) VALUES ({id}, {t}, {staff}, 'staff-faces/x.jpg')",
     "visits": "INSERT INTO visits (id, tenant_id, site_id, customer_id, started_at, ended_at, is_new) VALUES ({id}, {t}, {site}, {customer}, now(), now(), true)",
-    "sightings": "INSERT INTO sightings (id, tenant_id, site_id, camera_id, ce_source, ce_id, ce_type, captured_at, decision) VALUES ({id}, {t}, {site}, {camera}, 'src', {id}::text, 'com.visitlens.face.detected.v2', now(), 'new_customer')",
+    "sightings": "INSERT INTO sightings (id, tenant_id, site_id, camera_id, ce_source, ce_id, ce_type, captured_at, last_seen_at, track_id, decision) VALUES ({id}, {t}, {site}, {camera}, 'src', {id}::text, 'com.visitlens.face.detected.v2', now(), now(), 'trk', 'new_customer')",
     "audit_log": "INSERT INTO audit_log (tenant_id, actor_kind, action, target_type) VALUES ({t}, 'system', 'test', 'x')",
 }
 # Inserted in this order so parents exist; the key names the placeholder children refer to.

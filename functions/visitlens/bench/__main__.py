@@ -13,14 +13,16 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from visitlens.bench import api
+from visitlens.adapters.model_prep import prepare
+from visitlens.bench import accuracy, api
 from visitlens.bench.report import write_results
-from visitlens.config import Settings
+from visitlens.config import Settings, load_settings
 from visitlens.logs import configure
 from visitlens.stack.ephemeral import ephemeral_stack
 
 BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]] = {
     "api": api.run,
+    "accuracy": accuracy.run,
 }
 
 
@@ -35,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     configure("WARNING")
     chosen = args.only or sorted(BENCHMARKS)
     results: dict[str, Any] = {}
+    models_dir = load_settings().models_dir.resolve()
+    if not (models_dir / "manifest.json").exists():
+        prepare(models_dir)
     with (
         tempfile.TemporaryDirectory(prefix="visitlens-bench-") as tmp,
-        ephemeral_stack(Path(tmp)) as settings,
+        ephemeral_stack(Path(tmp)) as stack,
     ):
+        models = stack.models.model_copy(update={"dir": models_dir})
+        settings = stack.model_copy(update={"models": models})
         for name in chosen:
             sys.stdout.write(f"== {name}\n")
             results[name] = asyncio.run(BENCHMARKS[name](settings))

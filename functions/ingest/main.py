@@ -1,0 +1,45 @@
+"""The `ingest` function: a face.detected CloudEvent in, a visit.recorded CloudEvent out."""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from visitlens.config import load_settings
+from visitlens.contracts import FaceDetectedV1, FaceDetectedV2, parse_data
+from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.http.cloudevents import bearer, read_event, rejection, reply
+from visitlens.identity.ingest import EventKey, Track
+from visitlens.identity.services import LazyIngestServices, visit_recorded
+from visitlens.logs import configure
+
+settings = load_settings()
+configure(settings.log_level)
+services = LazyIngestServices(settings)
+EVENT_LIMIT = 256 * 1024  # ten 1024-D shots with landmarks fit comfortably
+
+
+@functions_framework.aio.http
+async def ingest(request: Request) -> Response:
+    event = None
+    try:
+        event = await read_event(request, EVENT_LIMIT)
+        s = await services()
+        principal = s.auth.authenticate(bearer(request, event))
+        data = parse_data(event["type"], event.data)
+        key = EventKey(event["source"], event["id"], event["type"])
+        if isinstance(data, FaceDetectedV2):
+            track = Track.from_v2(data)
+        elif isinstance(data, FaceDetectedV1):
+            track = Track.from_v1(data, event["id"])
+        else:
+            raise InvalidInput(
+                f"ingest takes face.detected events, not {event['type']}", field="type"
+            )
+        result = await s.ingest.ingest(principal, key, track)
+    except VisitlensError as error:
+        return rejection(error, event)
+    if result.visit is None:  # a staff sighting: counted, but no visit to announce
+        return Response(status_code=204)
+    return reply(*visit_recorded(track, result))

@@ -1,0 +1,247 @@
+"""The tenant gallery in Milvus: one collection per embedding model, tenant as the partition key.
+
+Every search and delete carries ``tenant_id == "<tenant>"``; the only search without it is
+:meth:`Gallery.global_search`, which demands a system-admin principal. Embeddings of different
+models never meet: the collection is chosen by model id and its dimension is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+import numpy as np
+from pymilvus import AsyncMilvusClient, DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from visitlens.auth.principal import Principal
+from visitlens.config import MilvusSettings
+from visitlens.errors import Forbidden, InvalidInput, TransientError
+from visitlens.identity.decisions import Candidate, PersonKind
+from visitlens.vision.types import Floats
+
+logger = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^a-z0-9_]")
+
+
+def collection_name(model_id: str) -> str:
+    return "faces_" + _SAFE.sub("_", model_id.lower())
+
+
+def _tenant_filter(tenant_id: UUID) -> str:
+    # A UUID renders as hex and dashes only: nothing can escape the string literal.
+    return f'tenant_id == "{UUID(str(tenant_id))}"'
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryRow:
+    view_id: UUID
+    tenant_id: UUID
+    person_id: UUID
+    kind: PersonKind
+    embedding: Floats
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    view_id: UUID
+    person_id: UUID
+    kind: PersonKind
+    similarity: float
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.person_id, self.kind, self.similarity)
+
+
+class Gallery:
+    """Async access to the gallery of one embedding model; one client per warm instance."""
+
+    def __init__(self, uri: str, settings: MilvusSettings, model_id: str, dim: int) -> None:
+        self._uri = uri
+        self._settings = settings
+        self.model_id = model_id
+        self.dim = dim
+        self.collection = collection_name(model_id)
+        self._client: AsyncMilvusClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> AsyncMilvusClient:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._ensure_collection()
+                    token = self._settings.token.get_secret_value() if self._settings.token else ""
+                    self._client = AsyncMilvusClient(
+                        uri=self._uri, token=token, db_name=self._settings.db_name,
+                        timeout=self._settings.timeout_s,
+                    )  # fmt: skip
+        return self._client
+
+    def _ensure_collection(self) -> None:
+        """Create the collection and its index if missing (idempotent, synchronous, once)."""
+        token = self._settings.token.get_secret_value() if self._settings.token else ""
+        sync = MilvusClient(uri=self._uri, token=token, db_name=self._settings.db_name)
+        try:
+            if sync.has_collection(self.collection):
+                described = sync.describe_collection(self.collection)
+                vector = next(f for f in described["fields"] if f["name"] == "embedding")
+                if int(vector["params"]["dim"]) != self.dim:
+                    raise InvalidInput(
+                        f"collection {self.collection} holds {vector['params']['dim']}-D vectors, "
+                        f"model {self.model_id} gives {self.dim}-D"
+                    )
+                sync.load_collection(self.collection)
+                return
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("view_id", DataType.VARCHAR, is_primary=True, max_length=36)
+            schema.add_field("tenant_id", DataType.VARCHAR, max_length=36, is_partition_key=True)
+            schema.add_field("person_id", DataType.VARCHAR, max_length=36)
+            schema.add_field("kind", DataType.VARCHAR, max_length=8)
+            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
+            index = MilvusClient.prepare_index_params()
+            index.add_index(
+                "embedding",
+                index_type=self._settings.index_type,
+                metric_type="IP",  # unit vectors: inner product is cosine
+                params=dict(self._settings.index_params),
+            )
+            sync.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                num_partitions=self._settings.num_partitions,
+                properties={"visitlens.model_id": self.model_id},
+            )
+            logger.info("created collection %s (dim %d)", self.collection, self.dim)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus unavailable: {exc.code}") from exc
+        finally:
+            sync.close()
+
+    def _check(self, vectors: Floats) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidInput(
+                f"embeddings of {vectors.shape[-1]} values do not fit {self.model_id} "
+                f"({self.dim}-D)",
+                field="embedding",
+            )
+        norms = np.linalg.norm(vectors, axis=1)
+        if np.any(np.abs(norms - 1) > 0.01):
+            raise InvalidInput("embeddings must be L2-normalised", field="embedding")
+
+    async def insert(self, rows: Sequence[GalleryRow]) -> None:
+        if not rows:
+            return
+        self._check(np.stack([r.embedding for r in rows]))
+        data = [
+            {
+                "view_id": str(r.view_id),
+                "tenant_id": str(r.tenant_id),
+                "person_id": str(r.person_id),
+                "kind": r.kind.value,
+                "embedding": r.embedding.astype(np.float32).tolist(),
+            }
+            for r in rows
+        ]
+        client = await self.client()
+        try:
+            await client.insert(self.collection, data)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus insert failed: {exc.code}") from exc
+
+    async def search(
+        self,
+        tenant_id: UUID,
+        vectors: Floats,
+        top_k: int,
+        kind: PersonKind | None = None,
+    ) -> list[list[Hit]]:
+        """Top-k views per query vector within ``tenant_id`` (and ``kind`` if given)."""
+        expression = _tenant_filter(tenant_id)
+        if kind is not None:
+            expression += f' and kind == "{kind.value}"'
+        return await self._search(vectors, top_k, expression)
+
+    async def global_search(
+        self, principal: Principal, vectors: Floats, top_k: int
+    ) -> list[list[Hit]]:
+        """Across every tenant: for system administrators only, and logged."""
+        if not principal.is_system_admin:
+            raise Forbidden("a search across tenants is for system administrators only")
+        logger.warning("global gallery search by %s", principal.subject)
+        return await self._search(vectors, top_k, "")
+
+    async def _search(self, vectors: Floats, top_k: int, expression: str) -> list[list[Hit]]:
+        if len(vectors) == 0:
+            return []
+        self._check(vectors)
+        client = await self.client()
+        try:
+            results = await client.search(
+                self.collection,
+                data=vectors.astype(np.float32).tolist(),
+                filter=expression,
+                limit=top_k,
+                output_fields=["person_id", "kind"],
+                search_params={"metric_type": "IP", "params": dict(self._settings.search_params)},
+                anns_field="embedding",
+            )
+        except MilvusException as exc:
+            raise TransientError(f"Milvus search failed: {exc.code}") from exc
+        return [
+            [
+                Hit(
+                    view_id=UUID(hit["view_id"]),
+                    person_id=UUID(hit["entity"]["person_id"]),
+                    kind=PersonKind(hit["entity"]["kind"]),
+                    similarity=float(hit["distance"]),
+                )
+                for hit in per_query
+            ]
+            for per_query in results
+        ]
+
+    async def vectors(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> dict[UUID, Floats]:
+        """The stored embeddings of ``view_ids`` (within the tenant)."""
+        if not view_ids:
+            return {}
+        client = await self.client()
+        ids = ", ".join(f'"{UUID(str(v))}"' for v in view_ids)
+        try:
+            rows = await client.query(
+                self.collection,
+                filter=f"{_tenant_filter(tenant_id)} and view_id in [{ids}]",
+                output_fields=["view_id", "embedding"],
+            )
+        except MilvusException as exc:
+            raise TransientError(f"Milvus query failed: {exc.code}") from exc
+        return {UUID(r["view_id"]): np.asarray(r["embedding"], np.float32) for r in rows}
+
+    async def delete_person(self, tenant_id: UUID, person_id: UUID) -> None:
+        client = await self.client()
+        expression = f'{_tenant_filter(tenant_id)} and person_id == "{UUID(str(person_id))}"'
+        try:
+            await client.delete(self.collection, filter=expression)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus delete failed: {exc.code}") from exc
+
+    async def delete_views(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> None:
+        if not view_ids:
+            return
+        client = await self.client()
+        ids = ", ".join(f'"{UUID(str(v))}"' for v in view_ids)
+        expression = f"{_tenant_filter(tenant_id)} and view_id in [{ids}]"
+        try:
+            await client.delete(self.collection, filter=expression)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus delete failed: {exc.code}") from exc
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

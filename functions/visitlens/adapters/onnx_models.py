@@ -1,0 +1,170 @@
+"""onnxruntime sessions for the detector and the embedder, built once per process.
+
+Providers and threads come from settings (CPU here, CoreML on the Mac Mini, CUDA where present).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from visitlens.adapters.model_prep import verified_path
+from visitlens.config import ModelSettings, Settings
+from visitlens.errors import ConfigurationError
+from visitlens.vision.alignment import ALIGNED_SIZE
+from visitlens.vision.detection import Detection, decode, to_blob
+from visitlens.vision.similarity import l2_normalize
+from visitlens.vision.types import Floats, Image
+
+logger = logging.getLogger(__name__)
+
+DETECTOR_ID = "yunet-2023mar"
+SFACE_ID = "sface-2021dec"
+ARCFACE_ID = "arcface-user"
+
+
+def _session(path: Path, models: ModelSettings) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = models.intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    available = set(ort.get_available_providers())
+    providers = [p for p in models.providers if p in available] or ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+class OnnxDetector:
+    """YuNet at native resolution (input padded to a multiple of 32)."""
+
+    model_id = DETECTOR_ID
+
+    def __init__(self, path: Path, models: ModelSettings) -> None:
+        self._session = _session(path, models)
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._settings = models
+
+    def detect(self, image: Image) -> list[Detection]:
+        blob, padded = to_blob(image)
+        values = self._session.run(self._outputs, {self._input: blob})
+        return decode(
+            dict(zip(self._outputs, values, strict=True)),
+            padded,
+            image.shape[:2],
+            self._settings.detector_score,
+            self._settings.detector_nms_iou,
+            self._settings.max_faces,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Preprocessing:
+    rgb: bool
+    mean: float
+    scale: float
+
+
+class OnnxEmbedder:
+    """Aligned 112 x 112 BGR crops → L2-normalised embeddings, batched."""
+
+    def __init__(
+        self, path: Path, model_id: str, preprocessing: _Preprocessing, models: ModelSettings
+    ) -> None:
+        self._session = _session(path, models)
+        self._input = self._session.get_inputs()[0].name
+        self._batch_fixed = isinstance(self._session.get_inputs()[0].shape[0], int)
+        self.model_id = model_id
+        self._pre = preprocessing
+        probe = self._run(np.zeros((1, 3, ALIGNED_SIZE, ALIGNED_SIZE), np.float32))
+        self.dim = int(probe.shape[1])
+
+    def _run(self, batch: Floats) -> Floats:
+        if self._batch_fixed and batch.shape[0] != 1:
+            return np.concatenate([self._run(batch[i : i + 1]) for i in range(batch.shape[0])])
+        out: Floats = self._session.run(None, {self._input: batch})[0].astype(np.float32)
+        return out
+
+    def embed(self, faces: Sequence[Image]) -> Floats:
+        if not faces:
+            return np.zeros((0, self.dim), np.float32)
+        stack = np.stack(faces)
+        if self._pre.rgb:
+            stack = stack[..., ::-1]
+        batch = ((stack.astype(np.float32) - self._pre.mean) * self._pre.scale).transpose(
+            0, 3, 1, 2
+        )
+        return l2_normalize(self._run(np.ascontiguousarray(batch)))
+
+
+def arcface_model_id(path: Path) -> str:
+    """A user-supplied model gets an id from its bytes, so two files never share a space."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{ARCFACE_ID}-{digest}"
+
+
+SFACE_DIM = 128
+
+
+def embedding_space(settings: Settings) -> tuple[str, int]:
+    """(model id, dimension) of the configured recogniser, without running it."""
+    models = settings.models
+    if models.recognizer == SFACE_ID:
+        return SFACE_ID, SFACE_DIM
+    if models.recognizer == ARCFACE_ID:
+        if models.arcface_path is None or not models.arcface_path.is_file():
+            raise ConfigurationError("models.arcface_path must name an ArcFace ONNX file")
+        session = ort.InferenceSession(str(models.arcface_path), providers=["CPUExecutionProvider"])
+        dim = session.get_outputs()[0].shape[-1]
+        if not isinstance(dim, int):
+            raise ConfigurationError("the ArcFace model's output dimension is not fixed")
+        return arcface_model_id(models.arcface_path), dim
+    raise ConfigurationError(f"unknown recogniser {models.recognizer!r}")
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, str], tuple[OnnxDetector, OnnxEmbedder]] = {}
+
+
+def load_models(settings: Settings) -> tuple[OnnxDetector, OnnxEmbedder]:
+    """Detector and embedder of this process, verified against the manifest and loaded once."""
+    models = settings.models
+    key = (str(settings.models_dir), models.recognizer)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        det_path, _ = verified_path(settings.models_dir, DETECTOR_ID)
+        detector = OnnxDetector(det_path, models)
+        if models.recognizer == SFACE_ID:
+            path, _ = verified_path(settings.models_dir, SFACE_ID)
+            # SFace subtracts and scales inside the graph: raw RGB 0..255 in.
+            embedder = OnnxEmbedder(path, SFACE_ID, _Preprocessing(True, 0.0, 1.0), models)
+        elif models.recognizer == ARCFACE_ID:
+            if models.arcface_path is None or not models.arcface_path.is_file():
+                raise ConfigurationError("models.arcface_path must name an ArcFace ONNX file")
+            embedder = OnnxEmbedder(
+                models.arcface_path,
+                arcface_model_id(models.arcface_path),
+                _Preprocessing(True, 127.5, 1 / 127.5),
+                models,
+            )
+        else:
+            raise ConfigurationError(f"unknown recogniser {models.recognizer!r}")
+        logger.info("models loaded: detector=%s embedder=%s dim=%d", DETECTOR_ID,
+                    embedder.model_id, embedder.dim)  # fmt: skip
+        _cache[key] = (detector, embedder)
+        return detector, embedder
+
+
+def cv2_threads(count: int) -> None:
+    """Keep OpenCV's own thread pool in line with onnxruntime's (1 on the edge by default)."""
+    cv2.setNumThreads(count)

@@ -1,0 +1,57 @@
+"""CloudEvents over HTTP for functions that reply (Knative routes a subscriber's reply event):
+read binary or structured events within a size limit, answer with a binary-mode event, and turn
+errors into problem documents with a logged rejection."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cloudevents.conversion import to_binary
+from cloudevents.exceptions import GenericException as CloudEventError
+from cloudevents.http import CloudEvent, from_http
+from starlette.requests import Request
+from starlette.responses import Response
+
+from visitlens.errors import MalformedBody, VisitlensError
+from visitlens.http.body import read_limited
+from visitlens.http.problems import problem_response
+
+logger = logging.getLogger(__name__)
+
+AUTH_EXTENSION = "authtoken"
+"""Extension attribute that carries the worker's bearer token through a broker (never logged)."""
+
+
+async def read_event(request: Request, limit: int) -> CloudEvent:
+    body = await read_limited(request, limit)
+    try:
+        return from_http(dict(request.headers), body)
+    except CloudEventError as exc:
+        raise MalformedBody(f"not a CloudEvent: {exc}") from exc
+
+
+def bearer(request: Request, event: CloudEvent) -> str | None:
+    """The caller's token: the Authorization header, else the ``authtoken`` extension."""
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    token = event.get(AUTH_EXTENSION)
+    return f"Bearer {token}" if token else None
+
+
+def reply(attributes: dict[str, Any], data: dict[str, Any]) -> Response:
+    headers, body = to_binary(CloudEvent(attributes, data))
+    return Response(body, status_code=200, headers=headers)
+
+
+def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:
+    """A 4xx (final, the broker must not retry) or 5xx (retried), logged with its reason."""
+    event_id = event["id"] if event is not None else "-"
+    event_type = event["type"] if event is not None else "-"
+    level = logging.WARNING if error.status < 500 else logging.ERROR
+    logger.log(
+        level, "rejected event id=%s type=%s: %d %s (%s)",
+        event_id, event_type, error.status, error.code, error.message,
+    )  # fmt: skip
+    return problem_response(error)

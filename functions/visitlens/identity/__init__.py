@@ -1,0 +1,1 @@
+"""Identity: who a track is, which views to keep, visits."""

@@ -1,0 +1,199 @@
+"""Identity decisions as pure functions over plain values: who is this track, which views to keep,
+and does this sighting open a visit or extend the open one.
+
+Every number a decision uses comes from :class:`visitlens.config.IdentitySettings`; nothing here
+does I/O, so each rule is unit-tested with generated embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+import numpy as np
+
+from visitlens.config import IdentitySettings
+from visitlens.vision.types import Floats
+
+
+class PersonKind(StrEnum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One gallery hit for one shot: a stored view of a person and its cosine similarity."""
+
+    person_id: UUID
+    kind: PersonKind
+    similarity: float
+
+
+class Outcome(StrEnum):
+    STAFF = "staff"
+    RETURNING = "returning_customer"
+    NEW = "new_customer"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    person_id: UUID | None  # None for NEW: the caller creates the customer
+    similarity: float | None  # the evidence for the link, None for NEW
+    runner_up: float | None = None  # the best similarity of any other person (ambiguity)
+
+
+def best_per_person(shots: Sequence[Sequence[Candidate]]) -> dict[tuple[PersonKind, UUID], float]:
+    """For each person hit by any shot of the track, the best similarity over the shots."""
+    best: dict[tuple[PersonKind, UUID], float] = {}
+    for candidates in shots:
+        for c in candidates:
+            key = (c.kind, c.person_id)
+            if c.similarity > best.get(key, -2.0):
+                best[key] = c.similarity
+    return best
+
+
+def decide(
+    shots: Sequence[Sequence[Candidate]],
+    settings: IdentitySettings,
+    excluded: frozenset[UUID] = frozenset(),
+) -> Decision:
+    """Staff first (defence in depth behind the edge filter), then the best customer above the
+    stricter customer threshold, else a new customer.
+
+    ``excluded`` holds persons this track cannot be: people seen by another face of the same frame
+    or another track at the same time (two faces at once are never the same person).
+    """
+    scores = {k: v for k, v in best_per_person(shots).items() if k[1] not in excluded}
+    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+    staff = [(k, s) for k, s in ranked if k[0] is PersonKind.STAFF]
+    if staff and staff[0][1] >= settings.staff_match_threshold:
+        (_, person), similarity = staff[0]
+        return Decision(Outcome.STAFF, person, similarity, _runner_up(ranked, person))
+    customers = [(k, s) for k, s in ranked if k[0] is PersonKind.CUSTOMER]
+    if customers and customers[0][1] >= settings.customer_link_threshold:
+        (_, person), similarity = customers[0]
+        return Decision(Outcome.RETURNING, person, similarity, _runner_up(ranked, person))
+    return Decision(Outcome.NEW, None, None, ranked[0][1] if ranked else None)
+
+
+def _runner_up(ranked: list[tuple[tuple[PersonKind, UUID], float]], person: UUID) -> float | None:
+    others = [s for (_, p), s in ranked if p != person]
+    return others[0] if others else None
+
+
+def decide_together(
+    tracks: Sequence[Sequence[Sequence[Candidate]]], settings: IdentitySettings
+) -> list[Decision]:
+    """Decisions for tracks seen at the same time: no person is given to two of them.
+
+    Greedy by evidence: the strongest (track, person) link is settled first, then that person is
+    excluded from the other tracks, which are decided again.
+    """
+    pending = set(range(len(tracks)))
+    taken: set[UUID] = set()
+    decisions: dict[int, Decision] = {}
+    while pending:
+        trial = {i: decide(tracks[i], settings, frozenset(taken)) for i in pending}
+        linked = [(d.similarity or -2.0, i) for i, d in trial.items() if d.person_id is not None]
+        if not linked:
+            decisions.update(trial)
+            break
+        _, winner = max(linked)
+        decisions[winner] = trial[winner]
+        person = trial[winner].person_id
+        assert person is not None
+        taken.add(person)
+        pending.remove(winner)
+    return [decisions[i] for i in range(len(tracks))]
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A stored embedding of a person (its id is the Milvus primary key)."""
+
+    view_id: UUID
+    embedding: Floats
+    quality: float
+
+
+@dataclass(frozen=True, slots=True)
+class ViewUpdate:
+    add: tuple[int, ...]  # indexes into the offered shots
+    remove: tuple[UUID, ...]  # stored views to drop
+
+
+def choose_views(
+    stored: Sequence[View],
+    offered: Sequence[tuple[Floats, float]],
+    settings: IdentitySettings,
+) -> ViewUpdate:
+    """Keep up to ``max_views_per_person`` diverse, good views of a person.
+
+    An offered shot is kept only if its quality is at least ``min_view_quality`` and it differs from
+    every kept view (cosine below ``view_diversity``); at the cap it replaces the worst kept view
+    when it is better.
+    """
+    kept: list[tuple[UUID | None, Floats, float, int | None]] = [
+        (v.view_id, v.embedding, v.quality, None) for v in stored
+    ]
+    for index, (embedding, quality) in sorted(
+        enumerate(offered), key=lambda item: item[1][1], reverse=True
+    ):
+        if quality < settings.min_view_quality:
+            continue
+        if kept and max(float(np.dot(embedding, k[1])) for k in kept) >= settings.view_diversity:
+            continue
+        if len(kept) < settings.max_views_per_person:
+            kept.append((None, embedding, quality, index))
+            continue
+        worst = min(range(len(kept)), key=lambda i: kept[i][2])
+        if kept[worst][2] < quality:
+            kept[worst] = (None, embedding, quality, index)
+    added = tuple(sorted(k[3] for k in kept if k[3] is not None))
+    survivors = {k[0] for k in kept if k[0] is not None}
+    removed = tuple(v.view_id for v in stored if v.view_id not in survivors)
+    return ViewUpdate(added, removed)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenVisit:
+    visit_id: UUID
+    started_at: datetime
+    ended_at: datetime
+
+
+class VisitAction(StrEnum):
+    OPEN = "open"
+    EXTEND = "extend"
+
+
+@dataclass(frozen=True, slots=True)
+class VisitChange:
+    action: VisitAction
+    visit_id: UUID | None
+    started_at: datetime
+    ended_at: datetime
+
+
+def visit_change(
+    latest: OpenVisit | None, first_seen: datetime, last_seen: datetime, window: timedelta
+) -> VisitChange:
+    """A sighting within ``window`` of the person's latest visit at this site extends it (dwell);
+    otherwise it opens a new visit. Late events (replayed from an edge queue) are placed by their
+    own times, so the order of arrival does not change the result."""
+    if latest is not None and (
+        first_seen <= latest.ended_at + window and last_seen >= latest.started_at - window
+    ):
+        return VisitChange(
+            VisitAction.EXTEND,
+            latest.visit_id,
+            min(latest.started_at, first_seen),
+            max(latest.ended_at, last_seen),
+        )
+    return VisitChange(VisitAction.OPEN, None, first_seen, last_seen)

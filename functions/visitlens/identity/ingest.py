@@ -1,0 +1,371 @@
+"""Ingest one face.detected event: scope and model checks, idempotency, match, and the customer,
+visit, sighting and gallery updates, in one PostgreSQL transaction.
+
+Exactly-once counting over at-least-once delivery: the sighting row, keyed by the CloudEvent's
+(source, id) with a unique constraint, is inserted first in the transaction that changes the
+visit; a replay (sequential or concurrent) finds it and gets the stored result back.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import numpy as np
+
+from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens.adapters.postgres import Connection, Database, Record
+from visitlens.auth.principal import Principal, Role
+from visitlens.config import IdentitySettings
+from visitlens.contracts import SEED_MODEL_ID, FaceDetectedV1, FaceDetectedV2
+from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.identity.decisions import (
+    Decision,
+    OpenVisit,
+    Outcome,
+    PersonKind,
+    View,
+    VisitAction,
+    choose_views,
+    decide,
+    visit_change,
+)
+from visitlens.tenancy.scope import DbScope
+from visitlens.vision.types import Floats
+
+logger = logging.getLogger(__name__)
+
+INGEST_ROLES = (Role.WORKER, Role.TENANT_ADMIN)
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    embedding: Floats
+    quality: float
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One person's pass at one camera, whatever the event version."""
+
+    tenant_id: UUID
+    site_id: UUID
+    camera_id: UUID
+    track_id: str
+    first_seen: datetime
+    last_seen: datetime
+    model_id: str
+    dim: int
+    shots: tuple[Shot, ...]
+    snapshot_key: str | None
+    staff_by_edge: bool = False
+
+    @classmethod
+    def from_v2(cls, data: FaceDetectedV2) -> Track:
+        return cls(
+            data.tenant_id, data.site_id, data.camera_id, data.track_id, data.first_seen,
+            data.last_seen, data.model_id, data.dim,
+            tuple(Shot(np.asarray(s.embedding, np.float32), s.quality) for s in data.shots),
+            data.snapshot_key,
+        )  # fmt: skip
+
+    @classmethod
+    def from_v1(cls, data: FaceDetectedV1, event_id: str) -> Track:
+        """v1 is one face in one frame: a track of one shot; its model is SFace by contract."""
+        quality = data.det_score if data.det_score is not None else 0.5
+        embedding = np.asarray(data.embedding, np.float32)
+        return cls(
+            data.tenant_id, data.site_id, data.camera_id, event_id, data.ts, data.ts,
+            SEED_MODEL_ID, len(embedding), (Shot(embedding, quality),), data.snapshot_url,
+            staff_by_edge=data.is_staff_local,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class EventKey:
+    source: str
+    event_id: str
+    event_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisitOutcome:
+    visit_id: UUID
+    started_at: datetime
+    ended_at: datetime
+    opened: bool
+    visit_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    sighting_id: UUID
+    outcome: Outcome
+    customer_id: UUID | None
+    staff_id: UUID | None
+    similarity: float | None
+    is_new_customer: bool
+    visit: VisitOutcome | None
+    replayed: bool
+
+
+def expected_source(track: Track) -> str:
+    return f"/tenants/{track.tenant_id}/sites/{track.site_id}/cameras/{track.camera_id}"
+
+
+class IngestService:
+    def __init__(self, db: Database, gallery: Gallery, settings: IdentitySettings) -> None:
+        self._db = db
+        self._gallery = gallery
+        self._settings = settings
+
+    def check(self, principal: Principal, key: EventKey, track: Track) -> None:
+        """Everything that makes an event permanently unacceptable, before any work is done."""
+        principal.require_role(*INGEST_ROLES)
+        principal.require_tenant(track.tenant_id)
+        if principal.role is Role.WORKER:
+            principal.require_camera(track.site_id, track.camera_id)
+        if key.source != expected_source(track):
+            raise InvalidInput(
+                f"source must be {expected_source(track)} for this tenant, site and camera",
+                field="source",
+            )
+        if track.model_id != self._gallery.model_id or track.dim != self._gallery.dim:
+            raise InvalidInput(
+                f"embeddings of model {track.model_id} ({track.dim}-D) do not belong in this "
+                f"gallery ({self._gallery.model_id}, {self._gallery.dim}-D)",
+                field="data.model_id",
+            )
+
+    async def ingest(self, principal: Principal, key: EventKey, track: Track) -> IngestResult:
+        self.check(principal, key, track)
+        scope = principal.db_scope(track.tenant_id)
+        async with self._db.transaction(scope) as conn:
+            stored = await _stored_result(conn, track.tenant_id, key)
+            if stored is not None:
+                return stored
+            site = await conn.fetchrow(
+                "SELECT s.visit_window_s FROM cameras c JOIN sites s ON s.id = c.site_id "
+                "WHERE c.id = $1 AND c.site_id = $2",
+                track.camera_id,
+                track.site_id,
+            )
+            if site is None:
+                raise InvalidInput("unknown camera at this site", field="data.camera_id")
+            excluded = await _busy_people(conn, track)
+
+        decision = await self._decide(track, excluded, scope)
+        new_views: list[GalleryRow] = []
+        dropped: list[UUID] = []
+        try:
+            async with self._db.transaction(scope) as conn:
+                sighting_id = await conn.fetchval(
+                    "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
+                    "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
+                    "snapshot_key) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
+                    "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
+                    track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
+                    key.event_type, track.first_seen, track.last_seen, track.track_id,
+                    decision.outcome.value, decision.similarity,
+                    max(s.quality for s in track.shots), track.snapshot_key,
+                )  # fmt: skip
+                if sighting_id is None:  # a concurrent delivery of the same event won the race
+                    replay = await _stored_result(conn, track.tenant_id, key)
+                    assert replay is not None
+                    return replay
+                result = await self._apply(
+                    conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
+                    new_views, dropped,
+                )  # fmt: skip
+                await self._gallery.insert(new_views)
+        except BaseException:
+            if new_views:  # the transaction did not commit: take back the vectors it added
+                await _quietly_delete(
+                    self._gallery, track.tenant_id, [r.view_id for r in new_views]
+                )
+            raise
+        if dropped:
+            await _quietly_delete(self._gallery, track.tenant_id, dropped)
+        logger.info(
+            "sighting %s tenant=%s site=%s decision=%s views+%d-%d",
+            sighting_id, track.tenant_id, track.site_id, decision.outcome, len(new_views), len(dropped),
+        )  # fmt: skip
+        return result
+
+    async def _decide(self, track: Track, excluded: frozenset[UUID], scope: DbScope) -> Decision:
+        if track.staff_by_edge:
+            return Decision(Outcome.STAFF, None, None)
+        vectors = np.stack([s.embedding for s in track.shots])
+        hits = await self._gallery.search(track.tenant_id, vectors, self._settings.top_k)
+        people = {h.person_id for per in hits for h in per}
+        alive = await self._existing_people(track.tenant_id, people, scope)
+        shots = [[h.candidate() for h in per if h.person_id in alive] for per in hits]
+        return decide(shots, self._settings, excluded)
+
+    async def _existing_people(
+        self, tenant_id: UUID, people: set[UUID], scope: DbScope
+    ) -> set[UUID]:
+        """Gallery hits whose person still exists (vectors outlive an aborted write or an erase)."""
+        if not people:
+            return set()
+        async with self._db.transaction(scope) as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM customers WHERE id = ANY($1::uuid[]) "
+                "UNION ALL SELECT id FROM staff WHERE id = ANY($1::uuid[]) AND active",
+                list(people),
+            )
+        return {r["id"] for r in rows}
+
+    async def _apply(
+        self,
+        conn: Connection,
+        track: Track,
+        decision: Decision,
+        sighting_id: UUID,
+        window: timedelta,
+        new_views: list[GalleryRow],
+        dropped: list[UUID],
+    ) -> IngestResult:
+        if decision.outcome is Outcome.STAFF:
+            await conn.execute(
+                "UPDATE sightings SET staff_id = $2 WHERE id = $1", sighting_id, decision.person_id
+            )
+            return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
+                                decision.similarity, False, None, False)  # fmt: skip
+
+        if decision.outcome is Outcome.NEW:
+            customer_id = await conn.fetchval(
+                "INSERT INTO customers (tenant_id, first_seen_at, last_seen_at, first_site_id, "
+                "visit_count) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+                track.tenant_id, track.first_seen, track.last_seen, track.site_id,
+            )  # fmt: skip
+            latest = None
+        else:
+            assert decision.person_id is not None
+            customer_id = decision.person_id
+            await conn.execute("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", customer_id)
+            row = await conn.fetchrow(
+                "SELECT id, started_at, ended_at FROM visits WHERE customer_id = $1 "
+                "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1 FOR UPDATE",
+                customer_id, track.site_id,
+            )  # fmt: skip
+            latest = OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row else None
+
+        change = visit_change(latest, track.first_seen, track.last_seen, window)
+        if change.action is VisitAction.EXTEND:
+            visit_id = await conn.fetchval(
+                "UPDATE visits SET started_at = $2, ended_at = $3, "
+                "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $1 RETURNING id",
+                change.visit_id, change.started_at, change.ended_at,
+            )  # fmt: skip
+            visits = await conn.fetchval(
+                "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
+                "first_seen_at = least(first_seen_at, $3), updated_at = now() "
+                "WHERE id = $1 RETURNING visit_count",
+                customer_id, track.last_seen, track.first_seen,
+            )  # fmt: skip
+        else:
+            visit_id = await conn.fetchval(
+                "INSERT INTO visits (tenant_id, site_id, customer_id, started_at, ended_at, is_new) "
+                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                track.tenant_id, track.site_id, customer_id, change.started_at, change.ended_at,
+                decision.outcome is Outcome.NEW,
+            )  # fmt: skip
+            visits = await conn.fetchval(
+                "UPDATE customers SET visit_count = visit_count + 1, "
+                "last_seen_at = greatest(last_seen_at, $2), "
+                "first_seen_at = least(first_seen_at, $3), updated_at = now() "
+                "WHERE id = $1 RETURNING visit_count",
+                customer_id, track.last_seen, track.first_seen,
+            )  # fmt: skip
+        await conn.execute(
+            "UPDATE sightings SET customer_id = $2, visit_id = $3, opened_visit = $4 WHERE id = $1",
+            sighting_id, customer_id, visit_id, change.action is VisitAction.OPEN,
+        )  # fmt: skip
+        await self._update_views(conn, track, customer_id, new_views, dropped)
+        return IngestResult(
+            sighting_id, decision.outcome, customer_id, None, decision.similarity,
+            decision.outcome is Outcome.NEW,
+            VisitOutcome(visit_id, change.started_at, change.ended_at,
+                         change.action is VisitAction.OPEN, visits),
+            False,
+        )  # fmt: skip
+
+    async def _update_views(
+        self,
+        conn: Connection,
+        track: Track,
+        customer_id: UUID,
+        new_views: list[GalleryRow],
+        dropped: list[UUID],
+    ) -> None:
+        rows = await conn.fetch(
+            "SELECT id, quality FROM person_embeddings WHERE customer_id = $1", customer_id
+        )
+        stored_vectors = await self._gallery.vectors(track.tenant_id, [r["id"] for r in rows])
+        stored = [
+            View(r["id"], stored_vectors[r["id"]], float(r["quality"] or 0))
+            for r in rows
+            if r["id"] in stored_vectors
+        ]
+        offered = [(s.embedding, s.quality) for s in track.shots]
+        update = choose_views(stored, offered, self._settings)
+        for index in update.add:
+            view_id = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
+                "dim, quality, source, snapshot_key) "
+                "VALUES ($1, $2, 'customer', $3, $4, $5, $6, 'track', $7)",
+                view_id, track.tenant_id, customer_id, track.model_id, track.dim,
+                track.shots[index].quality, track.snapshot_key,
+            )  # fmt: skip
+            new_views.append(GalleryRow(view_id, track.tenant_id, customer_id,
+                                        PersonKind.CUSTOMER, track.shots[index].embedding))  # fmt: skip
+        if update.remove:
+            await conn.execute(
+                "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(update.remove)
+            )
+            dropped.extend(update.remove)
+
+
+async def _busy_people(conn: Connection, track: Track) -> frozenset[UUID]:
+    """People seen at this camera by another track during this track's time: not this person."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT coalesce(customer_id, staff_id) AS person FROM sightings "
+        "WHERE camera_id = $1 AND track_id <> $2 AND captured_at <= $4 AND last_seen_at >= $3 "
+        "AND coalesce(customer_id, staff_id) IS NOT NULL",
+        track.camera_id, track.track_id, track.first_seen, track.last_seen,
+    )  # fmt: skip
+    return frozenset(r["person"] for r in rows)
+
+
+async def _stored_result(conn: Connection, tenant_id: UUID, key: EventKey) -> IngestResult | None:
+    row: Record | None = await conn.fetchrow(
+        "SELECT s.id, s.decision, s.customer_id, s.staff_id, s.similarity, s.visit_id, "
+        "s.opened_visit AS opened, v.started_at, v.ended_at, c.visit_count "
+        "FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
+        "LEFT JOIN customers c ON c.id = s.customer_id "
+        "WHERE s.tenant_id = $1 AND s.ce_source = $2 AND s.ce_id = $3",
+        tenant_id, key.source, key.event_id,
+    )  # fmt: skip
+    if row is None:
+        return None
+    visit = None
+    if row["visit_id"] is not None:
+        visit = VisitOutcome(row["visit_id"], row["started_at"], row["ended_at"],
+                             bool(row["opened"]), row["visit_count"] or 1)  # fmt: skip
+    outcome = Outcome(row["decision"])
+    return IngestResult(
+        row["id"], outcome, row["customer_id"], row["staff_id"], row["similarity"],
+        outcome is Outcome.NEW, visit, True,
+    )  # fmt: skip
+
+
+async def _quietly_delete(gallery: Gallery, tenant_id: UUID, view_ids: list[UUID]) -> None:
+    try:
+        await gallery.delete_views(tenant_id, view_ids)
+    except VisitlensError:
+        logger.warning("could not delete %d gallery views of tenant %s", len(view_ids), tenant_id)

@@ -1,0 +1,1 @@
+"""Pure vision: decoding, detection post-processing, alignment, quality, similarity (no I/O)."""

@@ -1,0 +1,88 @@
+"""The Milvus gallery on the embedded Milvus Lite server: tenant isolation, kinds, deletes, and
+refusal to mix embedding spaces."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens.auth.principal import Principal, PrincipalKind, Role
+from visitlens.config import Settings
+from visitlens.errors import Forbidden, InvalidInput
+from visitlens.identity.decisions import PersonKind
+from visitlens.stack.endpoints import Endpoints
+
+pytestmark = pytest.mark.integration
+rng = np.random.default_rng(11)
+
+
+def unit(n: int, dim: int = 128) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+@pytest.fixture
+async def gallery(stack_settings: Settings, endpoints: Endpoints) -> AsyncIterator[Gallery]:
+    g = Gallery(endpoints.milvus_uri, stack_settings.milvus, f"test-{uuid.uuid4().hex[:8]}", 128)
+    yield g
+    await g.close()
+
+
+async def test_search_never_leaves_the_tenant(gallery: Gallery) -> None:
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    vectors = unit(40)
+    people = [uuid.uuid4() for _ in range(40)]
+    rows = [
+        GalleryRow(uuid.uuid4(), tenant_a if i % 2 == 0 else tenant_b, people[i],
+                   PersonKind.STAFF if i % 10 == 0 else PersonKind.CUSTOMER, vectors[i])
+        for i in range(40)
+    ]  # fmt: skip
+    await gallery.insert(rows)
+    # Query with tenant B's own vectors, but searching as tenant A: nothing of B may come back.
+    hits = await gallery.search(tenant_a, vectors[1::2], top_k=10)
+    a_people = {people[i] for i in range(0, 40, 2)}
+    assert all(h.person_id in a_people for per in hits for h in per)
+    own = await gallery.search(tenant_b, vectors[1:2], top_k=1)
+    assert own[0][0].person_id == people[1] and own[0][0].similarity == pytest.approx(1.0, abs=1e-4)
+    staff_only = await gallery.search(tenant_a, vectors[:1], top_k=10, kind=PersonKind.STAFF)
+    assert {h.kind for h in staff_only[0]} == {PersonKind.STAFF}
+
+    await gallery.delete_person(tenant_a, people[0])
+    after = await gallery.search(tenant_a, vectors[:1], top_k=5)
+    assert people[0] not in {h.person_id for h in after[0]}
+    # Deleting "as tenant B" cannot touch tenant A's rows.
+    await gallery.delete_person(tenant_b, people[2])
+    still = await gallery.search(tenant_a, vectors[2:3], top_k=1)
+    assert still[0][0].person_id == people[2]
+
+
+async def test_embedding_spaces_never_mix(
+    gallery: Gallery, stack_settings: Settings, endpoints: Endpoints
+) -> None:
+    tenant = uuid.uuid4()
+    with pytest.raises(InvalidInput):
+        await gallery.search(tenant, unit(1, dim=512), top_k=5)
+    with pytest.raises(InvalidInput):
+        await gallery.insert([GalleryRow(uuid.uuid4(), tenant, uuid.uuid4(), PersonKind.CUSTOMER,
+                                         rng.normal(size=128).astype(np.float32))])  # fmt: skip
+    await gallery.insert(
+        [GalleryRow(uuid.uuid4(), tenant, uuid.uuid4(), PersonKind.CUSTOMER, unit(1)[0])]
+    )
+    same_name_other_dim = Gallery(
+        endpoints.milvus_uri, stack_settings.milvus, gallery.model_id, 512
+    )
+    with pytest.raises(InvalidInput, match="128-D"):
+        await same_name_other_dim.client()
+
+
+async def test_global_search_is_for_system_admins(gallery: Gallery) -> None:
+    admin = Principal(uuid.uuid4(), PrincipalKind.USER, Role.TENANT_ADMIN, uuid.uuid4())
+    with pytest.raises(Forbidden):
+        await gallery.global_search(admin, unit(1), 5)
+    root = Principal(uuid.uuid4(), PrincipalKind.USER, Role.SYSTEM_ADMIN, None)
+    assert await gallery.global_search(root, unit(1), 5) == [[]]

@@ -1,0 +1,130 @@
+"""Identity decisions with generated embeddings: thresholds, staff first, exclusivity, views, visits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from visitlens.config import IdentitySettings
+from visitlens.identity.decisions import (
+    Candidate,
+    OpenVisit,
+    Outcome,
+    PersonKind,
+    View,
+    VisitAction,
+    choose_views,
+    decide,
+    decide_together,
+    visit_change,
+)
+
+S = IdentitySettings()
+C, ST = PersonKind.CUSTOMER, PersonKind.STAFF
+rng = np.random.default_rng(7)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (v / np.linalg.norm(v)).astype(np.float32)
+    return out
+
+
+def near(base: np.ndarray, cos: float) -> np.ndarray:
+    """A unit vector whose cosine to ``base`` is exactly ``cos``."""
+    noise = rng.normal(size=base.shape)
+    noise -= noise.dot(base) * base
+    return unit(cos * base + np.sqrt(1 - cos**2) * unit(noise))
+
+
+def test_thresholds_are_the_calibrated_ones_and_customers_are_stricter() -> None:
+    assert S.customer_link_threshold > S.staff_match_threshold
+    person = uuid.uuid4()
+    just_below = [[Candidate(person, C, S.customer_link_threshold - 0.001)]]
+    at = [[Candidate(person, C, S.customer_link_threshold)]]
+    assert decide(just_below, S).outcome is Outcome.NEW
+    linked = decide(at, S)
+    assert linked.outcome is Outcome.RETURNING and linked.person_id == person
+    # The same similarity is enough for an enrolled staff member.
+    staff = decide([[Candidate(person, ST, S.staff_match_threshold + 0.001)]], S)
+    assert staff.outcome is Outcome.STAFF
+
+
+def test_staff_wins_over_a_customer_match() -> None:
+    staff, customer = uuid.uuid4(), uuid.uuid4()
+    shots = [[Candidate(customer, C, 0.8), Candidate(staff, ST, 0.5)]]
+    decision = decide(shots, S)
+    assert decision.outcome is Outcome.STAFF and decision.person_id == staff
+    assert decision.runner_up == 0.8
+
+
+def test_best_shot_of_a_track_decides() -> None:
+    person = uuid.uuid4()
+    shots = [[Candidate(person, C, 0.2)], [Candidate(person, C, 0.6)], []]
+    decision = decide(shots, S)
+    assert decision.outcome is Outcome.RETURNING and decision.similarity == 0.6
+    assert decide([[], []], S).outcome is Outcome.NEW
+
+
+def test_two_faces_at_once_are_never_the_same_person() -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    # Both tracks look most like Alice; the stronger one gets her, the other falls back.
+    t1 = [[Candidate(alice, C, 0.9), Candidate(bob, C, 0.5)]]
+    t2 = [[Candidate(alice, C, 0.7), Candidate(bob, C, 0.6)]]
+    d1, d2 = decide_together([t1, t2], S)
+    assert d1.person_id == alice and d2.person_id == bob
+    # Without a second candidate above threshold the weaker track becomes a new customer.
+    t3 = [[Candidate(alice, C, 0.8)]]
+    _, d3 = decide_together([t1, t3], S)
+    assert d3.outcome is Outcome.NEW and d3.person_id is None
+    assert decide(t1, S, excluded=frozenset({alice})).person_id == bob
+
+
+def test_views_keep_diverse_good_shots_up_to_the_cap() -> None:
+    base = unit(rng.normal(size=128))
+    stored = [View(uuid.uuid4(), near(base, 0.5), 0.9)]
+    offered = [
+        (near(stored[0].embedding, 0.99), 0.95),  # a near duplicate of a kept view: skipped
+        (near(base, 0.3), 0.2),  # too poor: skipped
+        (near(base, 0.4), 0.8),  # new and good: kept
+    ]
+    update = choose_views(stored, offered, S)
+    assert update.add == (2,) and update.remove == ()
+
+    small = IdentitySettings(max_views_per_person=2)
+    full = [View(uuid.uuid4(), unit(rng.normal(size=128)), q) for q in (0.4, 0.9)]
+    better = [(unit(rng.normal(size=128)), 0.7)]
+    replaced = choose_views(full, better, small)
+    assert replaced.add == (0,) and replaced.remove == (full[0].view_id,)
+    worse = [(unit(rng.normal(size=128)), 0.38)]
+    assert choose_views(full, worse, small).add == ()
+
+
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+WINDOW = timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected", "started", "ended"),
+    [
+        (T0 + timedelta(minutes=20), T0 + timedelta(minutes=21), VisitAction.EXTEND, T0, T0 + timedelta(minutes=21)),
+        (T0 + timedelta(minutes=50), T0 + timedelta(minutes=51), VisitAction.OPEN, T0 + timedelta(minutes=50), T0 + timedelta(minutes=51)),
+        # A late event from before the visit (replayed from the edge queue) extends it backwards.
+        (T0 - timedelta(minutes=10), T0 - timedelta(minutes=9), VisitAction.EXTEND, T0 - timedelta(minutes=10), T0 + timedelta(minutes=5)),
+    ],
+)  # fmt: skip
+def test_visit_window(
+    first: datetime, last: datetime, expected: VisitAction, started: datetime, ended: datetime
+) -> None:
+    latest = OpenVisit(uuid.uuid4(), T0, T0 + timedelta(minutes=5))
+    change = visit_change(latest, first, last, WINDOW)
+    assert change.action is expected
+    assert (change.started_at, change.ended_at) == (started, ended)
+    assert (change.visit_id == latest.visit_id) == (expected is VisitAction.EXTEND)
+
+
+def test_first_visit_opens() -> None:
+    change = visit_change(None, T0, T0 + timedelta(seconds=8), WINDOW)
+    assert change.action is VisitAction.OPEN and change.visit_id is None
