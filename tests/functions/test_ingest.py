@@ -63,7 +63,7 @@ def track_event(
     **override: Any,
 ) -> dict[str, Any]:
     """A face.detected.v2 event (the golden example) for ``world`` showing ``identity``."""
-    event = copy.deepcopy(V2)
+    event: dict[str, Any] = copy.deepcopy(V2)
     data = event["data"]
     camera = camera or world.camera_a
     data.update(tenant_id=world.tenant_id, site_id=world.site_a, camera_id=camera,
