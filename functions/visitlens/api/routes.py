@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 from starlette.responses import JSONResponse
 
 from visitlens import __version__
@@ -32,7 +29,6 @@ from visitlens.api.schemas import (
 )
 from visitlens.api.services import ApiServices
 from visitlens.auth.principal import Role
-from visitlens.http import openapi
 from visitlens.http.pagination import Page, PageQuery
 from visitlens.http.router import Ctx, Route
 
@@ -48,12 +44,9 @@ async def health(ctx: Ctx[ApiServices]) -> Health:
     return Health(status="ok", version=__version__)
 
 
-@functools.cache
-def openapi_document() -> dict[str, Any]:
-    return openapi.build(ROUTES, "visitlens API", __version__)
-
-
 async def openapi_json(ctx: Ctx[ApiServices]) -> JSONResponse:
+    from visitlens.http.surface import openapi_document
+
     return JSONResponse(openapi_document())
 
 

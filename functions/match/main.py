@@ -1,0 +1,30 @@
+"""The `match` function: who is this? Top-K persons of the tenant's gallery for an image or embedding."""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from visitlens.auth.service import AuthService
+from visitlens.config import load_settings
+from visitlens.http.router import Router
+from visitlens.identity.match_routes import ROUTES, LazyMatchServices, MatchServices
+from visitlens.logs import configure
+
+settings = load_settings()
+configure(settings.log_level)
+
+
+def _authenticator(s: MatchServices) -> AuthService:
+    return s.auth
+
+
+router: Router[MatchServices] = Router(
+    ROUTES, LazyMatchServices(settings), _authenticator, settings.http.max_body_bytes
+)
+
+
+@functions_framework.aio.http
+async def match(request: Request) -> Response:
+    return await router.dispatch(request)
