@@ -12,7 +12,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from visitlens.adapters.onnx_models import OnnxEmbedder
 from visitlens.config import Settings
+from visitlens.vision.alignment import ALIGNMENT_VERSION
+from visitlens.vision.pipeline import Face
+from visitlens.vision.similarity import l2_normalize
 from visitlens.vision.types import Floats, as_image
 
 FACES_DIR_ENV = "VISITLENS_SHARED_FACES"
@@ -38,8 +42,8 @@ def _init(settings_json: str) -> None:
     _pipeline = FacePipeline(*load_models(settings))
 
 
-def _embed_one(path: str) -> tuple[NDArray[np.float32] | None, float]:
-    """The embedding of the face closest to the image centre (LFW's labelled person)."""
+def _embed_one(path: str) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None]:
+    """(plain, flip-averaged) embeddings of the face closest to the image centre (LFW's person)."""
     assert _pipeline is not None
     raw = cv2.imread(path)
     if raw is None:
@@ -47,21 +51,25 @@ def _embed_one(path: str) -> tuple[NDArray[np.float32] | None, float]:
     image = as_image(raw)
     faces = _pipeline.analyze(image, embed_unusable=True)
     if not faces:
-        return None, 0.0
+        return None, None
     h, w = image.shape[:2]
 
-    def distance(face: object) -> float:
-        x, y, fw, fh = face.detection.box  # type: ignore[attr-defined]
+    def distance(face: Face) -> float:
+        x, y, fw, fh = face.detection.box
         return float((x + fw / 2 - w / 2) ** 2 + (y + fh / 2 - h / 2) ** 2)
 
-    best = min(faces, key=distance)
-    return best.embedding, best.quality.score
+    crop = min(faces, key=distance).aligned
+    embedder = _pipeline.embedder
+    assert isinstance(embedder, OnnxEmbedder)
+    plain, mirrored = embedder.raw([crop, np.ascontiguousarray(crop[:, ::-1])])
+    both = l2_normalize(np.stack([plain, plain + mirrored]))
+    return both[0], both[1]
 
 
 def embed_all(
     settings: Settings, relative_paths: list[str], cache_dir: Path, workers: int = 2
-) -> tuple[Floats, NDArray[np.bool_]]:
-    """(n x d embeddings, found mask), cached per model file and path list."""
+) -> tuple[Floats, Floats, NDArray[np.bool_]]:
+    """(plain n x d, flip-averaged n x d, found mask), cached per model, alignment and path list."""
     from visitlens.adapters.model_prep import load_manifest
 
     manifest = load_manifest(settings.models_dir)
@@ -71,6 +79,7 @@ def embed_all(
                 manifest["sface-2021dec"].sha256,
                 manifest["yunet-2023mar"].sha256,
                 settings.models.recognizer,
+                ALIGNMENT_VERSION,
                 *relative_paths,
             ]
         ).encode()
@@ -78,22 +87,23 @@ def embed_all(
     cache = cache_dir / f"embeddings-{key}.npz"
     if cache.exists():
         data = np.load(cache)
-        return data["embeddings"], data["found"]
+        return data["plain"], data["flip"], data["found"]
     root = faces_dir()
     paths = [str(root / p) for p in relative_paths]
-    with ProcessPoolExecutor(workers, initializer=_init,
-                             initargs=(settings.model_dump_json(),)) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        workers, initializer=_init, initargs=(settings.model_dump_json(),)
+    ) as pool:
         results = list(pool.map(_embed_one, paths, chunksize=32))
     dim = next(len(r[0]) for r in results if r[0] is not None)
-    embeddings = np.zeros((len(paths), dim), np.float32)
+    plain = np.zeros((len(paths), dim), np.float32)
+    flip = np.zeros((len(paths), dim), np.float32)
     found = np.zeros(len(paths), bool)
-    for i, (vector, _) in enumerate(results):
-        if vector is not None:
-            embeddings[i] = vector
-            found[i] = True
+    for i, (vector, flipped) in enumerate(results):
+        if vector is not None and flipped is not None:
+            plain[i], flip[i], found[i] = vector, flipped, True
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, embeddings=embeddings, found=found)
-    return embeddings, found
+    np.savez(cache, plain=plain, flip=flip, found=found)
+    return plain, flip, found
 
 
 def read_csv(name: str) -> list[dict[str, str]]:

@@ -8,6 +8,8 @@ import numpy as np
 from visitlens.vision.types import Floats, Image, as_image
 
 ALIGNED_SIZE = 112
+ALIGNMENT_VERSION = "umeyama-ls-1"
+"""Changes whenever the crop changes, so cached embeddings are never reused across versions."""
 ARCFACE_DST: Floats = np.array(
     [
         [38.2946, 51.6963],  # image-left eye
