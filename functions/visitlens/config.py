@@ -65,6 +65,22 @@ class MilvusSettings(BaseModel):
         default=16, ge=1, le=1024, description="physical partitions the tenant key hashes into"
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120)
+    search_batch_window_ms: float = Field(
+        default=3.0,
+        ge=0,
+        le=100,
+        description="concurrent searches of one tenant within this window share one Milvus call "
+        "(0: no batching); Milvus Lite pays ~140 ms per call at 100k vectors, whatever the batch",
+    )
+    search_batch_max_vectors: int = Field(default=256, ge=1, le=16384)
+    flush_after_inserts: int = Field(
+        default=2000,
+        ge=0,
+        le=1_000_000,
+        description="seal the growing segment (in the background) after this many inserts, so "
+        "new vectors get indexed; Milvus Lite searches unsealed rows by brute force in Python. "
+        "0: never (Milvus standalone/cluster seals segments itself)",
+    )
 
 
 class S3Settings(BaseModel):

@@ -3,13 +3,14 @@ refusal to mix embedding spaces."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
 
-from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens.adapters.gallery import Gallery, GalleryRow, Hit
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import Settings
 from visitlens.errors import Forbidden, InvalidInput
@@ -86,3 +87,32 @@ async def test_global_search_is_for_system_admins(gallery: Gallery) -> None:
         await gallery.global_search(admin, unit(1), 5)
     root = Principal(uuid.uuid4(), PrincipalKind.USER, Role.SYSTEM_ADMIN, None)
     assert await gallery.global_search(root, unit(1), 5) == [[]]
+
+
+async def test_coalesced_searches_keep_tenants_apart(gallery: Gallery) -> None:
+    tenants = [uuid.uuid4(), uuid.uuid4()]
+    vectors = unit(60)
+    people = [uuid.uuid4() for _ in range(60)]
+    await gallery.insert(
+        [
+            GalleryRow(uuid.uuid4(), tenants[i % 2], people[i], PersonKind.CUSTOMER, vectors[i])
+            for i in range(60)
+        ]
+    )
+    calls = 0
+    original = gallery._milvus_search
+
+    async def counting(vectors: np.ndarray, top_k: int, expression: str) -> list[list[Hit]]:
+        nonlocal calls
+        calls += 1
+        return await original(vectors, top_k, expression)
+
+    gallery._milvus_search = counting  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        *(gallery.search(tenants[i % 2], vectors[i : i + 1], top_k=3) for i in range(40))
+    )
+    for i, per_query in enumerate(results):
+        own = {people[j] for j in range(i % 2, 60, 2)}
+        assert per_query[0][0].person_id == people[i]  # each query finds itself first
+        assert all(h.person_id in own for h in per_query[0])
+    assert calls < 40, "concurrent searches were not coalesced"

@@ -20,7 +20,7 @@ from pymilvus.exceptions import MilvusException
 
 from visitlens.auth.principal import Principal
 from visitlens.config import MilvusSettings
-from visitlens.errors import Forbidden, InvalidInput, TransientError
+from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
 from visitlens.identity.decisions import Candidate, PersonKind
 from visitlens.vision.types import Floats
 
@@ -58,8 +58,20 @@ class Hit:
         return Candidate(self.person_id, self.kind, self.similarity)
 
 
+@dataclass(slots=True)
+class _Pending:
+    expression: str
+    vectors: Floats
+    top_k: int
+    future: asyncio.Future[list[list[Hit]]]
+
+
 class Gallery:
-    """Async access to the gallery of one embedding model; one client per warm instance."""
+    """Async access to the gallery of one embedding model; one client per warm instance.
+
+    Searches are coalesced: requests with the same filter that arrive within
+    ``search_batch_window_ms`` of each other go to Milvus as one multi-vector call.
+    """
 
     def __init__(self, uri: str, settings: MilvusSettings, model_id: str, dim: int) -> None:
         self._uri = uri
@@ -69,6 +81,10 @@ class Gallery:
         self.collection = collection_name(model_id)
         self._client: AsyncMilvusClient | None = None
         self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._batcher: asyncio.Task[None] | None = None
+        self._unflushed = 0
+        self._flushing: asyncio.Task[None] | None = None
 
     async def client(self) -> AsyncMilvusClient:
         if self._client is None:
@@ -153,6 +169,27 @@ class Gallery:
             await client.insert(self.collection, data)
         except MilvusException as exc:
             raise TransientError(f"Milvus insert failed: {exc.code}") from exc
+        self._unflushed += len(rows)
+        threshold = self._settings.flush_after_inserts
+        if threshold and self._unflushed >= threshold and self._flushing is None:
+            self._unflushed = 0
+            self._flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await self.flush()
+        except TransientError:
+            logger.warning("background flush of %s failed; will retry later", self.collection)
+        finally:
+            self._flushing = None
+
+    async def flush(self) -> None:
+        """Seal the growing segment so its vectors are indexed."""
+        client = await self.client()
+        try:
+            await client.flush(self.collection)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus flush failed: {exc.code}") from exc
 
     async def search(
         self,
@@ -180,6 +217,57 @@ class Gallery:
         if len(vectors) == 0:
             return []
         self._check(vectors)
+        if self._settings.search_batch_window_ms <= 0:
+            return await self._milvus_search(vectors, top_k, expression)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._batcher = asyncio.create_task(self._batch_loop())
+        future: asyncio.Future[list[list[Hit]]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(expression, vectors, top_k, future))
+        return await future
+
+    async def _batch_loop(self) -> None:
+        """Collect requests for one window, then one Milvus call per distinct filter."""
+        assert self._queue is not None
+        window = self._settings.search_batch_window_ms / 1000
+        while True:
+            batch = [await self._queue.get()]
+            deadline = asyncio.get_running_loop().time() + window
+            vectors = len(batch[0].vectors)
+            while vectors < self._settings.search_batch_max_vectors:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+                batch.append(item)
+                vectors += len(item.vectors)
+            groups: dict[str, list[_Pending]] = {}
+            for item in batch:
+                groups.setdefault(item.expression, []).append(item)
+            await asyncio.gather(*(self._run_group(e, items) for e, items in groups.items()))
+
+    async def _run_group(self, expression: str, items: list[_Pending]) -> None:
+        top_k = max(i.top_k for i in items)
+        try:
+            hits = await self._milvus_search(
+                np.concatenate([i.vectors for i in items]), top_k, expression
+            )
+        except VisitlensError as exc:
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        start = 0
+        for item in items:
+            n = len(item.vectors)
+            if not item.future.done():
+                item.future.set_result([per[: item.top_k] for per in hits[start : start + n]])
+            start += n
+
+    async def _milvus_search(self, vectors: Floats, top_k: int, expression: str) -> list[list[Hit]]:
         client = await self.client()
         try:
             results = await client.search(
@@ -206,22 +294,6 @@ class Gallery:
             for per_query in results
         ]
 
-    async def vectors(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> dict[UUID, Floats]:
-        """The stored embeddings of ``view_ids`` (within the tenant)."""
-        if not view_ids:
-            return {}
-        client = await self.client()
-        ids = ", ".join(f'"{UUID(str(v))}"' for v in view_ids)
-        try:
-            rows = await client.query(
-                self.collection,
-                filter=f"{_tenant_filter(tenant_id)} and view_id in [{ids}]",
-                output_fields=["view_id", "embedding"],
-            )
-        except MilvusException as exc:
-            raise TransientError(f"Milvus query failed: {exc.code}") from exc
-        return {UUID(r["view_id"]): np.asarray(r["embedding"], np.float32) for r in rows}
-
     async def delete_person(self, tenant_id: UUID, person_id: UUID) -> None:
         client = await self.client()
         expression = f'{_tenant_filter(tenant_id)} and person_id == "{UUID(str(person_id))}"'
@@ -242,6 +314,11 @@ class Gallery:
             raise TransientError(f"Milvus delete failed: {exc.code}") from exc
 
     async def close(self) -> None:
+        for task in (self._batcher, self._flushing):
+            if task is not None:
+                task.cancel()
+        self._batcher = self._flushing = None
+        self._queue = None
         if self._client is not None:
             await self._client.close()
             self._client = None

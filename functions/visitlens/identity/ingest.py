@@ -303,13 +303,13 @@ class IngestService:
         dropped: list[UUID],
     ) -> None:
         rows = await conn.fetch(
-            "SELECT id, quality FROM person_embeddings WHERE customer_id = $1", customer_id
+            "SELECT id, quality, embedding FROM person_embeddings "
+            "WHERE customer_id = $1 AND embedding IS NOT NULL",
+            customer_id,
         )
-        stored_vectors = await self._gallery.vectors(track.tenant_id, [r["id"] for r in rows])
         stored = [
-            View(r["id"], stored_vectors[r["id"]], float(r["quality"] or 0))
+            View(r["id"], np.frombuffer(r["embedding"], "<f4"), float(r["quality"] or 0))
             for r in rows
-            if r["id"] in stored_vectors
         ]
         offered = [(s.embedding, s.quality) for s in track.shots]
         update = choose_views(stored, offered, self._settings)
@@ -317,10 +317,11 @@ class IngestService:
             view_id = uuid.uuid4()
             await conn.execute(
                 "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
-                "dim, quality, source, snapshot_key) "
-                "VALUES ($1, $2, 'customer', $3, $4, $5, $6, 'track', $7)",
+                "dim, quality, source, snapshot_key, embedding) "
+                "VALUES ($1, $2, 'customer', $3, $4, $5, $6, 'track', $7, $8)",
                 view_id, track.tenant_id, customer_id, track.model_id, track.dim,
                 track.shots[index].quality, track.snapshot_key,
+                track.shots[index].embedding.astype("<f4").tobytes(),
             )  # fmt: skip
             new_views.append(GalleryRow(view_id, track.tenant_id, customer_id,
                                         PersonKind.CUSTOMER, track.shots[index].embedding))  # fmt: skip
