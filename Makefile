@@ -51,6 +51,7 @@ migrate: $(STAMP) ## bootstrap roles and run the Alembic migrations to head
 dev: $(STAMP) ## stack up + migrations + every function behind the local gateway (Ctrl+C stops the functions)
 	$(BIN)/visitlens stack up
 	$(BIN)/visitlens db migrate
+	$(BIN)/visitlens models prepare
 	$(BIN)/visitlens dev
 
 demo: $(STAMP) ## the main job on the embedded stack, end to end, printing what it did

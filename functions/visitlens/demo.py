@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from visitlens.adapters.model_prep import prepare
 from visitlens.config import Settings
 from visitlens.db import migrate
 from visitlens.errors import Conflict, StackError
@@ -63,6 +64,9 @@ def run_demo(settings: Settings) -> int:
                 "run `make clean` and try again"
             ) from None
     _say(f"   system admin {ADMIN_EMAIL} (password in {settings.data_dir}/demo-admin.json)")
+    if not (settings.models_dir / "manifest.json").exists():
+        for prepared in prepare(settings.models_dir):
+            _say(f"   model {prepared.model_id}: sha256 {prepared.sha256[:16]}… (checked original)")
 
     _say("3. functions behind the local gateway (functions-framework --asgi per function) ...")
     host, port = settings.stack.host, settings.stack.gateway_port

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import json
 import sys
+import signal
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure("WARNING")
+    # An interrupted run still stops its private stack (the `with` blocks below run their exits).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = args.only or sorted(BENCHMARKS)
     results: dict[str, Any] = {}
     models_dir = load_settings().models_dir.resolve()
