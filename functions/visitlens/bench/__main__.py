@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
