@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from visitlens.api.routes import ROUTES
-from visitlens.api.services import ApiServices, LazyServices
+from visitlens.api.services import ApiServices, lazy_api_services
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
 from visitlens.http.router import Router
@@ -15,7 +15,7 @@ from visitlens.logs import configure
 
 settings = load_settings()
 configure(settings.log_level)
-services = LazyServices(settings)
+services = lazy_api_services(settings)
 
 
 def _authenticator(s: ApiServices) -> AuthService:

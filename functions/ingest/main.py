@@ -11,12 +11,12 @@ from visitlens.contracts import FaceDetectedV1, FaceDetectedV2, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.cloudevents import bearer, read_event, rejection, reply
 from visitlens.identity.ingest import EventKey, Track
-from visitlens.identity.services import LazyIngestServices, visit_recorded
+from visitlens.identity.services import lazy_ingest_services, visit_recorded
 from visitlens.logs import configure
 
 settings = load_settings()
 configure(settings.log_level)
-services = LazyIngestServices(settings)
+services = lazy_ingest_services(settings)
 EVENT_LIMIT = 256 * 1024  # ten 1024-D shots with landmarks fit comfortably
 
 

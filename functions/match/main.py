@@ -9,7 +9,7 @@ from starlette.responses import Response
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
 from visitlens.http.router import Router
-from visitlens.identity.match_routes import ROUTES, LazyMatchServices, MatchServices
+from visitlens.identity.match_routes import ROUTES, MatchServices, lazy_match_services
 from visitlens.logs import configure
 
 settings = load_settings()
@@ -21,7 +21,7 @@ def _authenticator(s: MatchServices) -> AuthService:
 
 
 router: Router[MatchServices] = Router(
-    ROUTES, LazyMatchServices(settings), _authenticator, settings.http.max_body_bytes
+    ROUTES, lazy_match_services(settings), _authenticator, settings.http.max_body_bytes
 )
 
 

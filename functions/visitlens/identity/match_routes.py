@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
 from starlette.datastructures import UploadFile
 
 from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.jwt_keys import KeyRing
 from visitlens.adapters.onnx_models import embedding_space, load_models
 from visitlens.adapters.postgres import Database
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
+from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
 from visitlens.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from visitlens.http.router import Ctx, Route
 from visitlens.identity.matching import EmbeddingQuery, Matcher, MatchResponse
-from visitlens.stack.endpoints import database_dsns, milvus_uri
+from visitlens.runtime.lazy import Lazy
+from visitlens.stack.endpoints import milvus_uri
 from visitlens.vision.decode import decode_image
 from visitlens.vision.pipeline import FacePipeline
 
@@ -31,29 +31,15 @@ class MatchServices:
     matcher: Matcher
 
 
-class LazyMatchServices:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._services: MatchServices | None = None
-        self._lock = asyncio.Lock()
+def lazy_match_services(settings: Settings) -> Lazy[MatchServices]:
+    def build() -> MatchServices:
+        db, _, auth = build_auth(settings)
+        model_id, dim = embedding_space(settings)
+        gallery = Gallery(milvus_uri(settings), settings.milvus, model_id, dim)
+        pipeline = FacePipeline(*load_models(settings))
+        return MatchServices(settings, db, auth, Matcher(gallery, settings.identity, pipeline))
 
-    async def __call__(self) -> MatchServices:
-        if self._services is None:
-            async with self._lock:
-                if self._services is None:
-                    self._services = await asyncio.to_thread(self._build)
-        return self._services
-
-    def _build(self) -> MatchServices:
-        s = self._settings
-        _, app_dsn = database_dsns(s)
-        db = Database(app_dsn, s.database)
-        keys = KeyRing.load(s.keys_dir, s.auth, s.env)
-        model_id, dim = embedding_space(s)
-        gallery = Gallery(milvus_uri(s), s.milvus, model_id, dim)
-        pipeline = FacePipeline(*load_models(s))
-        return MatchServices(s, db, AuthService(db, keys, s.auth),
-                             Matcher(gallery, s.identity, pipeline))  # fmt: skip
+    return Lazy(build)
 
 
 async def match(ctx: Ctx[MatchServices]) -> MatchResponse:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.jwt_keys import KeyRing
 from visitlens.adapters.onnx_models import embedding_space
 from visitlens.adapters.postgres import Database
 from visitlens.auth.service import AuthService
+from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
 from visitlens.contracts import EventType, VisitRecordedV1
 from visitlens.identity.ingest import IngestResult, IngestService, Track
-from visitlens.stack.endpoints import database_dsns, milvus_uri
+from visitlens.runtime.lazy import Lazy
+from visitlens.stack.endpoints import milvus_uri
 
 REPLY_SOURCE = "/functions/ingest"
 
@@ -28,35 +28,16 @@ class IngestServices:
     ingest: IngestService
 
 
-class LazyIngestServices:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._services: IngestServices | None = None
-        self._lock = asyncio.Lock()
-
-    async def __call__(self) -> IngestServices:
-        if self._services is None:
-            async with self._lock:
-                if self._services is None:
-                    self._services = self._build()
-        return self._services
-
-    def _build(self) -> IngestServices:
-        s = self._settings
-        _, app_dsn = database_dsns(s)
-        db = Database(app_dsn, s.database)
-        keys = KeyRing.load(s.keys_dir, s.auth, s.env)
-        model_id, dim = embedding_space(s)
-        gallery = Gallery(milvus_uri(s), s.milvus, model_id, dim)
+def lazy_ingest_services(settings: Settings) -> Lazy[IngestServices]:
+    def build() -> IngestServices:
+        db, _, auth = build_auth(settings)
+        model_id, dim = embedding_space(settings)
+        gallery = Gallery(milvus_uri(settings), settings.milvus, model_id, dim)
         return IngestServices(
-            s, db, AuthService(db, keys, s.auth), gallery, IngestService(db, gallery, s.identity)
+            settings, db, auth, gallery, IngestService(db, gallery, settings.identity)
         )
 
-    async def close(self) -> None:
-        if self._services is not None:
-            await self._services.db.close()
-            await self._services.gallery.close()
-            self._services = None
+    return Lazy(build)
 
 
 def visit_recorded(track: Track, result: IngestResult) -> tuple[dict[str, Any], dict[str, Any]]:
