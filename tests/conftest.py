@@ -27,6 +27,15 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(scope="session")
+def shared_faces() -> Path:
+    """../shared/faces (research data beside the checkout; CI provides it). Missing is an error."""
+    faces = SHARED / "faces"
+    if not (faces / "identities.csv").is_file():
+        pytest.fail(f"{faces} not found: clone beside the project's shared/ folder", pytrace=False)
+    return faces
+
+
+@pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A private embedded stack for the session, migrated; a service that cannot start fails the
     session loudly (no skip)."""

@@ -30,7 +30,9 @@ def photo(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-async def match_client(function_environment: None) -> AsyncIterator[httpx.AsyncClient]:
+async def match_client(
+    function_environment: None, shared_faces: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     app = load_function("match")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://match.test"

@@ -24,7 +24,7 @@ FACES = SHARED / "faces"
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack_settings: Settings, models_dir: Path) -> FacePipeline:
+def pipeline(stack_settings: Settings, models_dir: Path, shared_faces: Path) -> FacePipeline:
     models = stack_settings.models.model_copy(update={"dir": models_dir})
     return FacePipeline(*load_models(stack_settings.model_copy(update={"models": models})))
 
