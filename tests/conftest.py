@@ -14,12 +14,11 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from visitlens.adapters.passwords import hash_password
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.stack.endpoints import Endpoints, resolve
 from visitlens.stack.ephemeral import ephemeral_stack
-from visitlens.tenancy.scope import DbScope
+from visitlens.tenancy.bootstrap import create_system_admin
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -126,14 +125,11 @@ class TenantWorld:
 
 
 async def system_admin_token(db: Database, client: httpx.AsyncClient) -> str:
+    """A new system administrator (created as `visitlens create-system-admin` does) signed in."""
+    from visitlens.config import load_settings
+
     email = f"root-{uuid.uuid4().hex[:8]}@example.com"
-    async with db.transaction(DbScope(None, system_admin=True)) as conn:
-        await conn.execute(
-            "INSERT INTO users (tenant_id, email, role, password_hash) "
-            "VALUES (NULL, $1, 'system_admin', $2)",
-            email,
-            hash_password(PASSWORD),
-        )
+    await create_system_admin(load_settings(), email, PASSWORD)
     return await password_token(client, email)
 
 

@@ -19,7 +19,7 @@ from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from visitlens.auth.principal import Principal
-from visitlens.config import MilvusSettings
+from visitlens.config import MilvusSettings, Settings
 from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
 from visitlens.identity.decisions import Candidate, PersonKind
 from visitlens.vision.types import Floats
@@ -85,6 +85,15 @@ class Gallery:
         self._batcher: asyncio.Task[None] | None = None
         self._unflushed = 0
         self._flushing: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Gallery:
+        """The gallery of the configured recogniser's embedding space."""
+        from visitlens.adapters.onnx_models import embedding_space
+        from visitlens.stack.endpoints import milvus_uri
+
+        model_id, dim = embedding_space(settings)
+        return cls(milvus_uri(settings), settings.milvus, model_id, dim)
 
     async def client(self) -> AsyncMilvusClient:
         if self._client is None:

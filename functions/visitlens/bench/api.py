@@ -10,13 +10,11 @@ from typing import Any
 
 import httpx
 
-from visitlens.adapters.passwords import hash_password
-from visitlens.adapters.postgres import Database
 from visitlens.bench.report import percentiles, time_async
 from visitlens.config import Settings
 from visitlens.runtime.spec import FUNCTIONS_DIR
 from visitlens.stack.endpoints import resolve
-from visitlens.tenancy.scope import DbScope
+from visitlens.tenancy.bootstrap import create_system_admin
 
 RUNS = 200
 PASSWORD = "benchmark-password-123"  # noqa: S105 - a throw-away account
@@ -31,16 +29,8 @@ async def run(settings: Settings) -> dict[str, Any]:
     os.environ["VISITLENS_ENV"] = settings.env.value
     source = str(Path(FUNCTIONS_DIR) / "api" / "main.py")
     app = create_asgi_app(target="api", source=source)  # type: ignore[no-untyped-call]
-    db = Database(endpoints.app_dsn, settings.database)
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    async with db.transaction(DbScope(None, system_admin=True)) as conn:
-        await conn.execute(
-            "INSERT INTO users (tenant_id, email, role, password_hash) "
-            "VALUES (NULL, $1, 'system_admin', $2)",
-            email,
-            hash_password(PASSWORD),
-        )
-    await db.close()
+    await create_system_admin(settings, email, PASSWORD)
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:

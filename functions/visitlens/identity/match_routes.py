@@ -8,7 +8,7 @@ from uuid import UUID
 from starlette.datastructures import UploadFile
 
 from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.onnx_models import embedding_space, load_models
+from visitlens.adapters.onnx_models import load_models
 from visitlens.adapters.postgres import Database
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
@@ -18,7 +18,6 @@ from visitlens.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from visitlens.http.router import Ctx, Route
 from visitlens.identity.matching import EmbeddingQuery, Matcher, MatchResponse
 from visitlens.runtime.lazy import Lazy
-from visitlens.stack.endpoints import milvus_uri
 from visitlens.vision.decode import decode_image
 from visitlens.vision.pipeline import FacePipeline
 
@@ -34,8 +33,7 @@ class MatchServices:
 def lazy_match_services(settings: Settings) -> Lazy[MatchServices]:
     def build() -> MatchServices:
         db, _, auth = build_auth(settings)
-        model_id, dim = embedding_space(settings)
-        gallery = Gallery(milvus_uri(settings), settings.milvus, model_id, dim)
+        gallery = Gallery.for_settings(settings)
         pipeline = FacePipeline(*load_models(settings))
         return MatchServices(settings, db, auth, Matcher(gallery, settings.identity, pipeline))
 

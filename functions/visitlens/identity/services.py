@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.onnx_models import embedding_space
 from visitlens.adapters.postgres import Database
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
@@ -14,7 +13,6 @@ from visitlens.config import Settings
 from visitlens.contracts import EventType, VisitRecordedV1
 from visitlens.identity.ingest import IngestResult, IngestService, Track
 from visitlens.runtime.lazy import Lazy
-from visitlens.stack.endpoints import milvus_uri
 
 REPLY_SOURCE = "/functions/ingest"
 
@@ -31,8 +29,7 @@ class IngestServices:
 def lazy_ingest_services(settings: Settings) -> Lazy[IngestServices]:
     def build() -> IngestServices:
         db, _, auth = build_auth(settings)
-        model_id, dim = embedding_space(settings)
-        gallery = Gallery(milvus_uri(settings), settings.milvus, model_id, dim)
+        gallery = Gallery.for_settings(settings)
         return IngestServices(
             settings, db, auth, gallery, IngestService(db, gallery, settings.identity)
         )
