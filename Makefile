@@ -26,7 +26,7 @@ install: $(STAMP) ## create .venv and install visitlens with every extra
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
 	$(BIN)/ruff check functions tests
 	$(BIN)/ruff format --check functions tests
-	$(BIN)/mypy functions/visitlens functions/api functions/ingest functions/match tests
+	$(BIN)/mypy functions/visitlens $(wildcard functions/*/main.py) tests
 
 typecheck: lint
 

@@ -31,6 +31,12 @@ async def read_event(request: Request, limit: int) -> CloudEvent:
         raise MalformedBody(f"not a CloudEvent: {exc}") from exc
 
 
+def is_cloudevent(request: Request) -> bool:
+    """Binary mode (``ce-specversion`` header) or structured mode (its media type)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return "ce-specversion" in request.headers or media_type == "application/cloudevents+json"
+
+
 def bearer(request: Request, event: CloudEvent) -> str | None:
     """The caller's token: the Authorization header, else the ``authtoken`` extension."""
     header = request.headers.get("authorization")

@@ -1,0 +1,1 @@
+"""Staff: enrolment photos, their embeddings, and the per-site galleries the edge filters with."""
