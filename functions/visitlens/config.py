@@ -100,6 +100,14 @@ class S3Settings(BaseModel):
     raw_retention_days: int = Field(
         default=30, ge=1, le=3650, description="raw snapshots expire after this many days"
     )
+    public_endpoint: str | None = Field(
+        default=None,
+        description="host:port edge workers use to upload snapshots (presigned URLs); "
+        "None: the same as endpoint",
+    )
+    presign_ttl_s: int = Field(
+        default=300, ge=30, le=3600, description="lifetime of a presigned snapshot upload URL"
+    )
 
 
 class AuthSettings(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from visitlens import __version__
-from visitlens.api import api_keys, auth_routes, cameras, sites, tenants, users
+from visitlens.api import api_keys, auth_routes, cameras, sites, snapshots, tenants, users
 from visitlens.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -177,6 +177,17 @@ ROUTES: list[Route] = [
         roles=(ADMIN,),
         summary="Delete a site with its cameras and visits",
         status=204,
+    ),
+    Route.build(
+        "POST",
+        f"{T}/sites/{{site_id:uuid}}/cameras/{{camera_id:uuid}}/snapshots",
+        snapshots.presign_snapshot,
+        tag="cameras",
+        roles=(ADMIN, MANAGER, WORKER),
+        summary="A presigned upload URL for one track's snapshot (edge workers)",
+        body=snapshots.SnapshotRequest,
+        response=snapshots.SnapshotUpload,
+        status=201,
     ),
     # cameras
     Route.build(

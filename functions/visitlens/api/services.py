@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minio import Minio
+
 from visitlens.adapters.jwt_keys import KeyRing
 from visitlens.adapters.postgres import Database
 from visitlens.auth.service import AuthService
@@ -18,7 +20,16 @@ class ApiServices:
     db: Database
     keys: KeyRing
     auth: AuthService
+    presigner: Minio
+    """Signs snapshot upload URLs for the address edge workers reach (no request is made)."""
 
 
 def lazy_api_services(settings: Settings) -> Lazy[ApiServices]:
-    return Lazy(lambda: ApiServices(settings, *build_auth(settings)))
+    def build() -> ApiServices:
+        from visitlens.stack import s3
+        from visitlens.stack.endpoints import s3_endpoint
+
+        endpoint = settings.s3.public_endpoint or s3_endpoint(settings)
+        return ApiServices(settings, *build_auth(settings), s3.client(settings.s3, endpoint))
+
+    return Lazy(build)

@@ -13,8 +13,9 @@ from visitlens.http.router import Route
 def all_routes() -> list[Route]:
     from visitlens.api.routes import ROUTES as API
     from visitlens.identity.match_routes import ROUTES as MATCH
+    from visitlens.staff.routes import ROUTES as STAFF
 
-    return [*API, *MATCH]
+    return [*API, *MATCH, *STAFF]
 
 
 @functools.cache
