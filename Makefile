@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visitlens needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,demo,dev]'
 	@touch $@
 
 .PHONY: help install lint typecheck test test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
@@ -24,9 +24,9 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
-	$(BIN)/ruff check functions tests
-	$(BIN)/ruff format --check functions tests
-	$(BIN)/mypy functions/visitlens $(wildcard functions/*/main.py) tests
+	$(BIN)/ruff check functions edge tests scripts
+	$(BIN)/ruff format --check functions edge tests scripts
+	$(BIN)/mypy functions/visitlens edge/visitlens_edge $(wildcard functions/*/main.py) tests
 
 typecheck: lint
 

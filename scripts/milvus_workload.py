@@ -31,8 +31,13 @@ def main() -> None:
     args = parser.parse_args()
     import pymilvus
 
-    out: dict[str, object] = {"pymilvus": pymilvus.__version__, "n": args.n, "dim": args.dim,
-                              "tenants": args.tenants, "partitions": args.partitions}
+    out: dict[str, object] = {
+        "pymilvus": pymilvus.__version__,
+        "n": args.n,
+        "dim": args.dim,
+        "tenants": args.tenants,
+        "partitions": args.partitions,
+    }
     try:
         import milvus_lite  # type: ignore[import-not-found]
 
@@ -54,9 +59,10 @@ def main() -> None:
         index = MilvusClient.prepare_index_params()
         index.add_index("embedding", index_type=index_type, metric_type="IP", params=build)
         try:
-            client.create_collection(name, schema=schema, index_params=index,
-                                     num_partitions=args.partitions)
-        except Exception as exc:  # noqa: BLE001 - record what this version refuses
+            client.create_collection(
+                name, schema=schema, index_params=index, num_partitions=args.partitions
+            )
+        except Exception as exc:
             out[f"{index_type}_refused"] = str(exc)[:200]
             if client.has_collection(name):
                 client.drop_collection(name)
@@ -65,8 +71,14 @@ def main() -> None:
         break
     started = time.perf_counter()
     for lo in range(0, args.n, 1000):
-        rows = [{"view_id": f"v{i}", "tenant_id": f"t{i % args.tenants}",
-                 "embedding": vectors[i].tolist()} for i in range(lo, min(lo + 1000, args.n))]
+        rows = [
+            {
+                "view_id": f"v{i}",
+                "tenant_id": f"t{i % args.tenants}",
+                "embedding": vectors[i].tolist(),
+            }
+            for i in range(lo, min(lo + 1000, args.n))
+        ]
         client.insert(name, rows)
     out["insert_per_s"] = round(args.n / (time.perf_counter() - started), 1)
     started = time.perf_counter()
@@ -77,17 +89,26 @@ def main() -> None:
         samples: list[float] = []
         leaks = 0
         try:
-            for q in range(args.queries):
+            for _ in range(args.queries):
                 query = vectors[rng.integers(args.n)].tolist()
                 t0 = time.perf_counter()
-                hits = client.search(name, data=[query], filter=expression, limit=10,
-                                     output_fields=["tenant_id"], search_params=params)
+                hits = client.search(
+                    name,
+                    data=[query],
+                    filter=expression,
+                    limit=10,
+                    output_fields=["tenant_id"],
+                    search_params=params,
+                )
                 samples.append((time.perf_counter() - t0) * 1000)
                 if expression:
                     leaks += sum(1 for h in hits[0] if h["entity"]["tenant_id"] != "t3")
-            out[label] = {"p50_ms": round(statistics.median(samples), 3),
-                          "p95_ms": pct(samples, 95), "foreign_hits": leaks}
-        except Exception as exc:  # noqa: BLE001 - the point is to record what a version cannot do
+            out[label] = {
+                "p50_ms": round(statistics.median(samples), 3),
+                "p95_ms": pct(samples, 95),
+                "foreign_hits": leaks,
+            }
+        except Exception as exc:
             out[label] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
             traceback.print_exc(file=sys.stderr)
     client.close()

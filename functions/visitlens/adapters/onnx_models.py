@@ -180,18 +180,22 @@ _cache: dict[tuple[str, str], tuple[OnnxDetector, OnnxEmbedder]] = {}
 
 def load_models(settings: Settings) -> tuple[OnnxDetector, OnnxEmbedder]:
     """Detector and embedder of this process, verified against the manifest and loaded once."""
-    models = settings.models
+    return load_model_pair(settings.models, settings.models_dir)
+
+
+def load_model_pair(models: ModelSettings, models_dir: Path) -> tuple[OnnxDetector, OnnxEmbedder]:
+    """As :func:`load_models`, for callers without server settings (the edge worker)."""
     key = (
-        str(settings.models_dir),
+        str(models_dir),
         f"{models.recognizer}:{models.flip_augment}:{models.embedder_backend}",
     )
     with _lock:
         if key in _cache:
             return _cache[key]
-        det_path, _ = verified_path(settings.models_dir, DETECTOR_ID)
+        det_path, _ = verified_path(models_dir, DETECTOR_ID)
         detector = OnnxDetector(det_path, models)
         if models.recognizer == SFACE_ID:
-            path, _ = verified_path(settings.models_dir, SFACE_ID)
+            path, _ = verified_path(models_dir, SFACE_ID)
             # SFace subtracts and scales inside the graph: raw RGB 0..255 in.
             embedder = _embedder_class(models)(
                 path, SFACE_ID, _Preprocessing(True, 0.0, 1.0), models

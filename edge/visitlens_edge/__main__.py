@@ -1,0 +1,3 @@
+from visitlens_edge.cli import main
+
+raise SystemExit(main())

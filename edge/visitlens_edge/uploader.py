@@ -1,0 +1,335 @@
+"""The uploader process: delivers the queue in order, oldest first, and keeps the staff gallery.
+
+- A JWT from the worker's API key (``POST /v1/auth/token``), renewed before it expires and at
+  once after a 401.
+- Snapshots: a presigned URL from the API, then a PUT to S3; retried with the event; given up only
+  when the server refuses for good (4xx), in which case the event goes without a snapshot key.
+- Events: binary-mode CloudEvents (cloudevents SDK) over HTTP with timeouts. 2xx: done. 4xx other
+  than 401/408/429: refused for good, kept in ``dead_letters`` with the reason. Anything else
+  (5xx, 429, timeouts, no route): retried with exponential backoff and jitter, in order: nothing
+  behind it overtakes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing.queues import Queue
+from typing import Any
+
+import httpx
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from visitlens_edge import staff
+from visitlens_edge.config import EdgeSettings
+from visitlens_edge.queue import DiskQueue, Pending
+
+logger = logging.getLogger(__name__)
+RETRY_STATUSES = {401, 408, 425, 429}
+
+
+class Transient(Exception):
+    """Try again later (the network, the server, or an expired token)."""
+
+
+class Refused(Exception):
+    """The server refused for good."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class UploaderStats:
+    state: str = "starting"
+    delivered: int = 0
+    dead_lettered: int = 0
+    snapshots_uploaded: int = 0
+    snapshots_given_up: int = 0
+    retries: int = 0
+    last_success_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    staff_gallery_version: int | None = None
+    staff_gallery_synced_at: float | None = None
+
+
+class TokenSource:
+    def __init__(self, client: httpx.Client, settings: EdgeSettings) -> None:
+        self._client = client
+        self._settings = settings
+        self._token: str | None = None
+        self._renew_at = 0.0
+
+    def header(self) -> dict[str, str]:
+        if self._token is None or time.monotonic() >= self._renew_at:
+            self._grant()
+        return {"authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    def _grant(self) -> None:
+        body = {"grant_type": "api_key", "api_key": self._settings.api.key()}
+        try:
+            response = self._client.post("/v1/auth/token", json=body)
+        except httpx.HTTPError as exc:
+            raise Transient(f"token: {type(exc).__name__}") from exc
+        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
+            raise Transient(f"token: HTTP {response.status_code}")
+        if response.is_error:  # a revoked or wrong key: an operator must act; keep retrying slowly
+            raise Transient(f"token refused: HTTP {response.status_code} {_detail(response)}")
+        grant = response.json()
+        self._token = str(grant["access_token"])
+        self._renew_at = time.monotonic() + 0.8 * float(grant["expires_in"])
+        logger.info("token granted (role %s, %ss)", grant.get("role"), grant["expires_in"])
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+class Uploader:
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        stop: threading.Event,
+        reports: Queue[dict[str, Any]] | None,
+    ) -> None:
+        self.settings = settings
+        self.stop = stop
+        self.reports = reports
+        self.queue = DiskQueue(settings.queue.dir, settings.queue.max_bytes, settings.hard_limit)
+        self.stats = UploaderStats()
+        delivery = settings.delivery
+        self.client = httpx.Client(
+            base_url=settings.api.base_url.rstrip("/"),
+            timeout=delivery.timeout_s,
+            verify=delivery.verify_tls,
+        )
+        self.tokens = TokenSource(self.client, settings)
+        self._next_gallery_sync = 0.0
+        self._last_report = 0.0
+        current = staff.load(settings.queue.dir)
+        self._gallery_etag = current.etag if current else None
+        if current is not None:
+            self.stats.staff_gallery_version = current.version
+
+    # --- one event ------------------------------------------------------------------------
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}), **self.tokens.header()}
+        try:
+            response = self.client.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Transient(f"{type(exc).__name__}") from exc
+        if response.status_code == 401:
+            self.tokens.invalidate()
+        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
+            raise Transient(f"HTTP {response.status_code} {_detail(response)}")
+        if response.is_error:
+            raise Refused(response.status_code, _detail(response))
+        return response
+
+    def _upload_snapshot(self, pending: Pending) -> str:
+        assert pending.snapshot is not None
+        path = (
+            f"/v1/tenants/{self.settings.tenant_id}/sites/{self.settings.site_id}/cameras/"
+            f"{pending.data['camera_id']}/snapshots"
+        )
+        grant = self._call(
+            "POST",
+            path,
+            json={"track_id": pending.snapshot_track, "captured_at": pending.snapshot_time},
+        ).json()
+        try:
+            put = httpx.put(
+                grant["url"],
+                content=pending.snapshot,
+                headers={"content-type": "image/jpeg"},
+                timeout=self.settings.delivery.timeout_s,
+                verify=self.settings.delivery.verify_tls,
+            )
+        except httpx.HTTPError as exc:
+            raise Transient(f"snapshot upload: {type(exc).__name__}") from exc
+        if put.status_code >= 500 or put.status_code in (403, 408, 429):  # 403: URL expired
+            raise Transient(f"snapshot upload: HTTP {put.status_code}")
+        if put.is_error:
+            raise Refused(put.status_code, "snapshot upload refused")
+        return str(grant["key"])
+
+    def deliver(self, seq: int) -> None:
+        """One attempt at one queued event; raises Transient to be retried."""
+        pending = self.queue.get(seq)
+        if pending is None:
+            return
+        if pending.snapshot is not None:
+            try:
+                key: str | None = self._upload_snapshot(pending)
+                self.stats.snapshots_uploaded += 1
+            except Refused as exc:
+                logger.warning(
+                    "event %s: snapshot refused (%s); sent without", pending.event_id, exc
+                )
+                self.stats.snapshots_given_up += 1
+                key = None
+            self.queue.snapshot_done(pending.seq, key)
+            pending = self.queue.get(seq) or pending
+        headers, body = to_binary(CloudEvent(pending.attributes, pending.data))
+        try:
+            response = self._call(
+                "POST", self.settings.api.events_path, headers=dict(headers), content=body
+            )
+        except Refused as exc:
+            self.queue.dead_letter(pending, exc.status, exc.reason)
+            self.stats.dead_lettered += 1
+            logger.error(
+                "event %s refused by the server for good (%d): %s; kept in dead_letters",
+                pending.event_id, exc.status, exc.reason,
+            )  # fmt: skip
+            return
+        self.queue.ack(pending.seq)
+        self.stats.delivered += 1
+        self.stats.last_success_at = time.time()
+        logger.info("event %s delivered (%d)", pending.event_id, response.status_code)
+
+    # --- the staff gallery ------------------------------------------------------------------
+
+    def sync_gallery(self) -> None:
+        if not self.settings.staff.enabled or time.monotonic() < self._next_gallery_sync:
+            return
+        headers = {"if-none-match": self._gallery_etag} if self._gallery_etag else {}
+        try:
+            response = self._call(
+                "GET",
+                f"/v1/staff/{self.settings.tenant_id}/gallery",
+                params={"site_id": str(self.settings.site_id)},
+                headers=headers,
+            )
+        except (Transient, Refused) as exc:
+            logger.warning("staff gallery not refreshed (%s); keeping the last copy", exc)
+            self._next_gallery_sync = time.monotonic() + min(60.0, self.settings.staff.refresh_s)
+            return
+        self._next_gallery_sync = time.monotonic() + self.settings.staff.refresh_s
+        self.stats.staff_gallery_synced_at = time.time()
+        if response.status_code == 304:
+            return
+        gallery = staff.StaffGallery.from_body(response.json(), response.headers.get("etag"))
+        staff.save(self.settings.queue.dir, gallery)
+        self._gallery_etag = gallery.etag
+        self.stats.staff_gallery_version = gallery.version
+        logger.info(
+            "staff gallery version %d saved (%d views)", gallery.version, len(gallery.staff_ids)
+        )
+
+    def request_gallery_sync(self) -> None:
+        self._next_gallery_sync = 0.0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run_once(self, stop: threading.Event) -> bool:
+        """Deliver the head of the queue, retrying with backoff; False when the queue is empty."""
+        pending = self.queue.head()
+        if pending is None:
+            return False
+        delivery = self.settings.delivery
+
+        def failed(state: Any) -> None:
+            exc = state.outcome.exception()
+            self.stats.retries += 1
+            self.stats.last_error = str(exc)[:300]
+            self.stats.last_error_at = time.time()
+            self.queue.retry_later(pending.seq, str(exc))
+            if state.attempt_number == 1 or state.attempt_number % 10 == 0:
+                logger.warning(
+                    "event %s not delivered (attempt %d): %s; retrying",
+                    pending.event_id, state.attempt_number, exc,
+                )  # fmt: skip
+            self._report()
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Transient),
+            wait=wait_exponential_jitter(
+                initial=delivery.backoff_initial_s, max=delivery.backoff_max_s, jitter=1.0
+            ),
+            stop=stop_when_event_set(stop),
+            sleep=lambda seconds: stop.wait(seconds),  # type: ignore[arg-type]
+            after=failed,
+            reraise=False,
+        )
+        try:
+            retrying(self.deliver, pending.seq)
+        except RetryError:
+            return False  # stopping: the event stays queued
+        return True
+
+    def run(self) -> None:
+        """Deliver until stopped; after a stop, keep going for the grace period, then leave."""
+        self.stats.state = "running"
+        try:
+            while not self.stop.is_set():
+                self.sync_gallery()
+                delivered = self.run_once(self.stop)
+                self._report()
+                if not delivered:
+                    self.stop.wait(0.2)
+            self._drain()
+        finally:
+            self.stats.state = "stopped"
+            self._report(force=True)
+            self.client.close()
+            self.queue.close()
+
+    def _drain(self) -> None:
+        grace = self.settings.delivery.shutdown_grace_s
+        if grace <= 0:
+            return
+        deadline = threading.Event()
+        timer = threading.Timer(grace, deadline.set)
+        timer.start()
+        try:
+            while not deadline.is_set() and self.run_once(deadline):
+                pass
+        finally:
+            timer.cancel()
+        left = self.queue.stats().depth
+        if left:
+            logger.info(
+                "stopping with %d events queued on disk; they go out at the next start", left
+            )
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.reports is None or (not force and now - self._last_report < 1.0):
+            return
+        self._last_report = now
+        q = self.queue.stats()
+        self.reports.put({"kind": "uploader", **asdict(self.stats), "queue": asdict(q)})
+
+
+def uploader_main(
+    settings: EdgeSettings,
+    reports: Queue[dict[str, Any]],
+    logs: Queue[Any],
+) -> None:
+    from visitlens_edge.camera import stop_on_sigterm
+    from visitlens_edge.logs import child_logging
+
+    stop = stop_on_sigterm()
+    child_logging(logs, settings.log.level)
+    Uploader(settings, stop, reports).run()
