@@ -159,6 +159,12 @@ class CameraWorker:
         self._await_first_gallery()
         capture = Capture(self.camera, self.stop)
         self.stats.state = "running"
+        # Reports also while no frame arrives (a dead stream being reconnected).
+        reporter_done = threading.Event()
+        reporter = threading.Thread(
+            target=self._report_loop, args=(capture, reporter_done), daemon=True
+        )
+        reporter.start()
         try:
             for frame in capture.frames():
                 try:
@@ -173,6 +179,8 @@ class CameraWorker:
             self.handle(self.tracker.flush())
             self.stats.state = "ended" if not self.stop.is_set() else "stopped"
         finally:
+            reporter_done.set()
+            reporter.join()
             self._sync(capture)
             self._report(force=True)
             self.queue.close()
@@ -190,6 +198,14 @@ class CameraWorker:
             "camera %s: no staff gallery yet; staff passes count as customers until it arrives",
             self.camera.name,
         )
+
+    def _report_loop(self, capture: Capture, done: threading.Event) -> None:
+        while not done.wait(REPORT_EVERY_S):
+            if time.monotonic() - self._last_report >= REPORT_EVERY_S:
+                if not self._window or time.monotonic() - self._window[-1] > 5.0:
+                    self.stats.fps = 0.0
+                self._sync(capture)
+                self._report(force=True)
 
     def _tick(self, ts: float, capture: Capture) -> None:
         now = time.monotonic()

@@ -78,7 +78,8 @@ class State:
                 name: {
                     k: camera.get(k)
                     for k in (
-                        "state", "fps", "frames_processed", "frames_skipped_static", "bad_frames",
+                        "state", "fps", "frames_read", "frames_processed", "frames_skipped_static",
+                        "bad_frames", "detections", "embeddings",
                         "reconnects", "tracks_sent", "tracks_discarded", "staff_tracks",
                         "events_refused", "processing_errors", "last_frame_at", "last_error",
                     )

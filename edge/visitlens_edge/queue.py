@@ -192,10 +192,16 @@ class DiskQueue:
         self._bump("delivered")
 
     def retry_later(self, seq: int, error: str) -> None:
-        self._db.execute(
-            "UPDATE events SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
-            (error[:500], seq),
-        )
+        """Count a failed attempt (bookkeeping only: on a full disk it is skipped)."""
+        try:
+            self._db.execute(
+                "UPDATE events SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                (error[:500], seq),
+            )
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc).lower():
+                raise
+            logger.debug("attempt of event %d not recorded: disk full", seq)
 
     def dead_letter(self, pending: Pending, status: int | None, reason: str) -> None:
         """The server refused the event for good: keep it, with why, out of the delivery line."""
@@ -266,4 +272,7 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite already rolled back after SQLITE_FULL
+            self._db.execute("ROLLBACK")

@@ -1,0 +1,145 @@
+"""Edge building blocks without a camera or a server: configuration errors, the disk queue's
+order and disk policy, the tracker's association and shot selection, the staff match."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from visitlens.vision.detection import Detection
+from visitlens.vision.quality import Quality
+from visitlens_edge.config import ConfigError, TrackingSettings, load
+from visitlens_edge.queue import DiskQueue, QueueFull
+from visitlens_edge.staff import StaffGallery
+from visitlens_edge.tracking import Observation, Tracker
+
+GOOD = """
+tenant_id: 0b7c1a52-3d1e-4c57-9a7e-2f1d8e6b4a10
+site_id: 5e2a9c41-7b3d-4f0e-8c6a-1d9b7e3f2a55
+cameras:
+  - {id: 9c4e1b7a-2d5f-4a8e-b1c3-6e7f8a9b0c21, name: door, source: "usb:0"}
+api: {base_url: "http://127.0.0.1:8080", api_key: vlk_test}
+"""
+
+
+def test_config_names_every_bad_field(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(GOOD.replace('source: "usb:0"', 'source: "usb:0", fps: 0') + "bogus: 1\n")
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert "cameras.0.fps" in str(error.value) and "bogus" in str(error.value)
+    path.write_text(GOOD)
+    assert load(path).cameras[0].kind == "usb"
+    # the command line: a readable error and a non-zero exit
+    path.write_text(GOOD.replace("vlk_test", "vlk_test, credentials_file: /k"))
+    result = subprocess.run(
+        [sys.executable, "-m", "visitlens_edge", "check-config", "--config", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "api: Value error, give exactly one" in result.stderr
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(GOOD)
+    monkeypatch.setenv("VISITLENS_EDGE_TRACKING__BEST_SHOTS", "5")
+    assert load(path).tracking.best_shots == 5
+
+
+def _event(i: int, size: int = 100) -> tuple[dict[str, str], dict[str, str]]:
+    return {"id": f"e{i}", "type": "t", "source": "s"}, {"x": "y" * size}
+
+
+def test_queue_keeps_order_and_survives_a_reopen(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path, 10**8, 10**9)
+    for i in range(5):
+        queue.put("door", *_event(i))
+    queue.put("door", *_event(0))  # the same event twice is stored once
+    queue.close()
+    reopened = DiskQueue(tmp_path, 10**8, 10**9)
+    seen = []
+    while (head := reopened.head()) is not None:
+        seen.append(head.event_id)
+        reopened.ack(head.seq)
+    assert seen == ["e0", "e1", "e2", "e3", "e4"]
+
+
+def test_snapshots_go_first_then_the_queue_refuses(tmp_path: Path) -> None:
+    limit = 1024 * 1024
+    queue = DiskQueue(tmp_path, limit // 2, limit)
+    jpeg = b"\xff" * 100_000
+    for i in range(8):
+        queue.put("door", *_event(i), snapshot=(f"t{i}", "2026-11-20T10:00:00Z", jpeg))
+    stats = queue.stats()
+    assert stats.snapshots < 8 and stats.snapshots_dropped == 8 - stats.snapshots
+    assert stats.depth == 8  # no event was dropped to make room
+    with pytest.raises(QueueFull):
+        for i in range(8, 1000):
+            queue.put("door", *_event(i, 20_000))
+    assert queue.counter("events_refused_full") == 1
+    head = queue.head()
+    assert head is not None and head.event_id == "e0"
+    queue.dead_letter(head, 422, "bad event")
+    assert queue.stats().dead_letters == 1 and queue.head().event_id == "e1"  # type: ignore[union-attr]
+
+
+def _observation(x: float, quality: float = 0.9) -> Observation:
+    detection = Detection((x, 100.0, 80.0, 80.0), 0.95, np.zeros((5, 2), np.float32))
+    image = np.zeros((8, 8, 3), np.uint8)
+    return Observation(detection, Quality(quality), image, image)
+
+
+def test_tracker_follows_a_face_and_reports_one_pass() -> None:
+    rng = np.random.default_rng(0)
+    person = rng.normal(size=128).astype(np.float32)
+    person /= np.linalg.norm(person)
+    calls: list[int] = []
+
+    def embed(crops: object) -> np.ndarray:
+        n = len(crops)  # type: ignore[arg-type]
+        calls.append(n)
+        return np.stack([person] * n)
+
+    settings = TrackingSettings(best_shots=3, min_shot_interval_s=0.0, end_after_s=1.0)
+    tracker = Tracker("door", settings, embed, snapshot_margin=0.2)
+    finished = []
+    for step in range(20):  # moves 10 px per frame at 5 fps
+        quality = 0.9 if step in (3, 7, 11) else 0.6
+        finished += tracker.step(step * 0.2, [_observation(10.0 + step * 10, quality)])
+    assert finished == [] and len(tracker.active) == 1
+    finished += tracker.tick(20 * 0.2 + 2.0)
+    assert len(finished) == 1
+    track = finished[0].track
+    assert track.frames_seen == 20 and len(track.shots) == 3
+    assert [s.quality for s in track.shots] == [0.9, 0.9, 0.9]  # the best three
+    assert track.shots[0].snapshot is not None and track.shots[1].snapshot is None
+    assert sum(calls) == 6  # three to fill the shots, then only the better ones
+
+
+def test_tracker_bridges_a_short_occlusion_by_embedding() -> None:
+    vector = np.ones(128, np.float32) / np.sqrt(128)
+    settings = TrackingSettings(min_shot_interval_s=0.0, lost_after_s=0.3, end_after_s=2.0)
+    tracker = Tracker("door", settings, lambda c: np.stack([vector] * len(c)), None)  # type: ignore[arg-type]
+    tracker.step(0.0, [_observation(10.0)])
+    tracker.step(0.2, [_observation(20.0)])
+    # hidden for a second, then seen far away: no IoU, but the same face
+    tracker.step(1.2, [_observation(400.0)])
+    assert len(tracker.active) == 1 and tracker.active[0].frames_seen == 3
+
+
+def test_staff_match_needs_the_same_model_and_enough_similarity() -> None:
+    rng = np.random.default_rng(1)
+    views = rng.normal(size=(3, 128)).astype(np.float32)
+    views /= np.linalg.norm(views, axis=1, keepdims=True)
+    gallery = StaffGallery(4, "sface-2021dec", ("a", "a", "b"), views)
+    shots = views[[0, 1]]
+    staff_id, similarity = gallery.best_match(shots, "sface-2021dec")
+    assert staff_id == "a" and similarity > 0.99
+    assert gallery.best_match(shots, "arcface-user-x") == (None, -1.0)
+    stranger = rng.normal(size=(2, 128)).astype(np.float32)
+    stranger /= np.linalg.norm(stranger, axis=1, keepdims=True)
+    assert gallery.best_match(stranger, "sface-2021dec")[1] < 0.358
