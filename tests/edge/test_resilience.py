@@ -65,9 +65,7 @@ async def health_until(
         except httpx.HTTPError:
             pass
         await asyncio.sleep(0.5)
-    raise AssertionError(
-        f"health never reached the expected state: {state}\n{tail(log)}"
-    )
+    raise AssertionError(f"health never reached the expected state: {state}\n{tail(log)}")
 
 
 def config(tmp_path: Path, models_dir: Path, source: str, **extra: Any) -> Path:
