@@ -123,7 +123,7 @@ def test_tracker_follows_a_face_and_reports_one_pass() -> None:
 def test_tracker_bridges_a_short_occlusion_by_embedding() -> None:
     vector = np.ones(128, np.float32) / np.sqrt(128)
     settings = TrackingSettings(min_shot_interval_s=0.0, lost_after_s=0.3, end_after_s=2.0)
-    tracker = Tracker("door", settings, lambda c: np.stack([vector] * len(c)), None)  # type: ignore[arg-type]
+    tracker = Tracker("door", settings, lambda c: np.stack([vector] * len(c)), None)
     tracker.step(0.0, [_observation(10.0)])
     tracker.step(0.2, [_observation(20.0)])
     # hidden for a second, then seen far away: no IoU, but the same face
