@@ -85,7 +85,10 @@ def run_demo(settings: Settings) -> int:
     try:
         wait_until("gateway", lambda: _healthy(base), timeout_s=60, pid=proc.pid, log_path=log)
         _say(f"   gateway {base}")
-        _walkthrough(base, password)
+        world = _walkthrough(base, password)
+        from visitlens.edge_demo import run_edge
+
+        run_edge(settings, base, world)
     finally:
         terminate("visitlens dev", proc.pid)
     _say(f"demo finished in {time.monotonic() - started:.1f}s; `make dev` keeps it running")
@@ -99,7 +102,7 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def _walkthrough(base: str, admin_password: str) -> None:
+def _walkthrough(base: str, admin_password: str) -> dict[str, Any]:
     with httpx.Client(base_url=base, timeout=30) as http:
 
         def call(method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
@@ -160,6 +163,13 @@ def _walkthrough(base: str, admin_password: str) -> None:
         _say(f"   invalid site: {bad.status_code}, fields named: {fields}")
         doc = ok(call("GET", "/v1/openapi.json"))
         _say(f"   OpenAPI {doc['openapi']}: {len(doc['paths'])} paths")
+        return {
+            "root": root,
+            "tenant_id": tenant["id"],
+            "site_id": site["id"],
+            "camera_id": camera["id"],
+            "api_key": key["api_key"],
+        }
 
 
 if __name__ == "__main__":
