@@ -47,7 +47,7 @@ def packaged_faces() -> dict[str, Image]:
     image = cv2.imread(str(hopper))
     if image is None:
         raise StackError(f"{hopper} missing: reinstall matplotlib (make install)")
-    astronaut = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    astronaut = np.ascontiguousarray(data.astronaut()[:, :, ::-1])  # type: ignore[no-untyped-call]
     return {"collins": as_image(astronaut), "hopper": as_image(image)}
 
 
