@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,demo,dev]'
 	@touch $@
 
-.PHONY: help install lint typecheck test test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+.PHONY: help install lint typecheck test system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -30,7 +30,16 @@ lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
 
 typecheck: lint
 
-test: $(STAMP) ## unit, contract, function and integration tests on the real embedded stack
+GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+system-deps: ## Debian packages for the RTSP camera test (GStreamer's RTSP server)
+	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(GST_PACKAGES)"; \
+	  apt-get install -y -qq --no-install-recommends $(GST_PACKAGES) >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(GST_PACKAGES) >/dev/null; }; \
+	else echo "warning: install $(GST_PACKAGES) (Debian) for the RTSP test"; fi
+
+test: $(STAMP) system-deps ## unit, contract, function, edge and integration tests on the real embedded stack
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-unit: $(STAMP) ## tests that need no running service

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -117,7 +118,12 @@ def run_edge(settings: Settings, base: str, world: dict[str, Any]) -> None:
     config_path.write_text(yaml.safe_dump(config))
     _say(f"   visitlens-edge run --config {config_path}")
     argv = [sys.executable, "-m", "visitlens_edge", "run", "--config", str(config_path)]
-    code = subprocess.call(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    # Ctrl+C reaches the worker (same process group), which stops gracefully; the demo goes on.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = subprocess.call(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if code != 0:
         raise StackError(f"the edge worker failed (exit {code}); see {work / 'edge.log'}")
     text = (work / "edge.log").read_text(errors="replace")

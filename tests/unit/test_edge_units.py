@@ -143,3 +143,15 @@ def test_staff_match_needs_the_same_model_and_enough_similarity() -> None:
     stranger = rng.normal(size=(2, 128)).astype(np.float32)
     stranger /= np.linalg.norm(stranger, axis=1, keepdims=True)
     assert gallery.best_match(stranger, "sface-2021dec")[1] < 0.358
+
+
+def test_shipped_example_config_and_launchd_agent_are_valid() -> None:
+    import plistlib
+
+    repo = Path(__file__).resolve().parents[2]
+    settings = load(repo / "edge" / "edge.example.yaml")
+    assert settings.cameras[0].kind == "stream" and settings.health.port == 9108
+    agent = plistlib.loads((repo / "edge" / "deploy" / "dev.visitlens.edge.plist").read_bytes())
+    assert agent["KeepAlive"] is True and agent["ProgramArguments"][1].endswith("run-worker.sh")
+    for script in ("scripts/run-worker.sh",):
+        assert subprocess.run(["bash", "-n", str(repo / script)], check=False).returncode == 0

@@ -82,6 +82,18 @@ def write_results(out_dir: Path, results: dict[str, Any], record_dir: Path | Non
     path.write_text(text)
     (out_dir / "latest.json").write_text(text)
     if record_dir is not None:
+        # A partial run (--only) updates its own benchmarks and keeps the others' last figures.
         record_dir.mkdir(parents=True, exist_ok=True)
-        (record_dir / "latest.json").write_text(text)
+        recorded = record_dir / "latest.json"
+        merged = dict(document)
+        if recorded.exists():
+            previous = json.loads(recorded.read_text())
+            merged["results"] = {**previous.get("results", {}), **results}
+            merged["dates"] = {
+                **previous.get(
+                    "dates", dict.fromkeys(previous.get("results", {}), previous.get("date"))
+                ),
+                **dict.fromkeys(results, document["date"]),
+            }
+        recorded.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     return path
