@@ -4,6 +4,8 @@ temporary data dir, migrated once per session; helpers to create tenants, users 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,8 +18,10 @@ from starlette.types import ASGIApp
 
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
+from visitlens.runtime.runner import function_env
 from visitlens.stack.endpoints import Endpoints, resolve
-from visitlens.stack.ephemeral import ephemeral_stack
+from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
+from visitlens.stack.processes import free_port, terminate, wait_until
 from visitlens.tenancy.bootstrap import create_system_admin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,3 +230,55 @@ async def make_world(db: Database, client: httpx.AsyncClient) -> TenantWorld:
 @pytest.fixture
 async def world(db: Database, api_client: httpx.AsyncClient) -> TenantWorld:
     return await make_world(db, api_client)
+
+
+class DevServer:
+    """`visitlens dev` on its own ports; ``stop()`` and ``start()`` simulate an outage."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        self.gateway_port = free_port()
+        self.function_base = consecutive_free_ports(6, 33000)
+        self.base = f"http://127.0.0.1:{self.gateway_port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **function_env(self.settings),
+            "VISITLENS_STACK__GATEWAY_PORT": str(self.gateway_port),
+            "VISITLENS_STACK__FUNCTION_PORT_BASE": str(self.function_base),
+            "VISITLENS_MODELS__DIR": str(self.settings.models_dir),
+        }
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "visitlens.cli", "dev"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        wait_until("gateway", self.up, timeout_s=90, pid=self.proc.pid, log_path=self.log)
+        # the functions load their models lazily: warm them so the first event is not slow
+        httpx.get(self.base + "/v1/staff/00000000-0000-0000-0000-000000000000", timeout=60)
+
+    def up(self) -> bool:
+        try:
+            return httpx.get(self.base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate("visitlens dev", self.proc.pid, timeout_s=15)
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def dev_server(stack_settings: Settings, models_dir: Path) -> Iterator[DevServer]:
+    log = stack_settings.data_dir / "logs" / "dev-edge.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    server = DevServer(stack_settings, log)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,21 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import pytest
 import yaml
 
 from tests.conftest import SHARED
 from visitlens.adapters.onnx_models import load_models
 from visitlens.config import Settings
-from visitlens.runtime.runner import function_env
-from visitlens.stack.ephemeral import consecutive_free_ports
-from visitlens.stack.processes import free_port, terminate, wait_until
 from visitlens.vision.pipeline import Detector
 from visitlens.vision.types import Image, as_image
 
@@ -37,58 +32,6 @@ def lfw(identity: str, n: int) -> Image:
 
 def lfw_bytes(identity: str, n: int) -> bytes:
     return sorted((LFW / identity).glob("*.jpg"))[n - 1].read_bytes()
-
-
-class DevServer:
-    """`visitlens dev` on its own ports; ``stop()`` and ``start()`` simulate an outage."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.gateway_port = free_port()
-        self.function_base = consecutive_free_ports(6, 33000)
-        self.base = f"http://127.0.0.1:{self.gateway_port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **function_env(self.settings),
-            "VISITLENS_STACK__GATEWAY_PORT": str(self.gateway_port),
-            "VISITLENS_STACK__FUNCTION_PORT_BASE": str(self.function_base),
-            "VISITLENS_MODELS__DIR": str(self.settings.models_dir),
-        }
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "visitlens.cli", "dev"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        wait_until("gateway", self.up, timeout_s=90, pid=self.proc.pid, log_path=self.log)
-        # the functions load their models lazily: warm them so the first event is not slow
-        httpx.get(self.base + "/v1/staff/00000000-0000-0000-0000-000000000000", timeout=60)
-
-    def up(self) -> bool:
-        try:
-            return httpx.get(self.base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate("visitlens dev", self.proc.pid, timeout_s=15)
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-
-@pytest.fixture(scope="session")
-def dev_server(stack_settings: Settings, models_dir: Path) -> Iterator[DevServer]:
-    log = stack_settings.data_dir / "logs" / "dev-edge.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    server = DevServer(stack_settings, log)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TenantWorld, ok
+from tests.conftest import DevServer, TenantWorld, ok
 from tests.edge.conftest import (
-    DevServer,
     edge_config,
     health_port,
     lfw,

@@ -330,3 +330,12 @@ ROUTES: list[Route] = [
         status=204,
     ),
 ]
+
+
+def _report_routes() -> list[Route]:
+    from visitlens.reports.routes import routes
+
+    return routes()
+
+
+ROUTES.extend(_report_routes())

@@ -50,6 +50,14 @@ async def parse_json_body(request: Request, model: type[M], limit: int) -> M:
         raise from_validation_error(exc, "body") from exc
 
 
+def parse_data(data: object, model: type[M], prefix: str = "data") -> M:
+    """An already-decoded payload (a CloudEvent's data) as ``model``; 422 naming every field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, prefix) from exc
+
+
 def parse_query(params: dict[str, str], model: type[M]) -> M:
     try:
         return model.model_validate(params)

@@ -33,8 +33,9 @@ from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
 from croniter import croniter
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from tenacity import (
     AsyncRetrying,
@@ -151,8 +152,11 @@ class Gateway:
         if request.url.query:
             url += "?" + request.url.query
         try:
-            upstream = await self.client.request(
-                request.method, url, headers=headers, content=request.stream()
+            upstream = await self.client.send(
+                self.client.build_request(
+                    request.method, url, headers=headers, content=request.stream()
+                ),
+                stream=True,  # streamed through: Server-Sent Events and large exports
             )
         except httpx.HTTPError as exc:
             logger.warning("function %s unreachable: %s", target.spec.name, type(exc).__name__)
@@ -160,9 +164,15 @@ class Gateway:
         out_headers = {
             k: v
             for k, v in upstream.headers.items()
-            if k.lower() not in _HOP_BY_HOP and k.lower() != "content-encoding"
+            if k.lower() not in _HOP_BY_HOP
+            and k.lower() not in ("content-encoding", "content-length")
         }
-        return Response(upstream.content, upstream.status_code, headers=out_headers)
+        return StreamingResponse(
+            upstream.aiter_bytes(),  # decoded: content-encoding is not passed on
+            upstream.status_code,
+            headers=out_headers,
+            background=BackgroundTask(upstream.aclose),
+        )
 
     # --- Broker / Trigger ---------------------------------------------------------------
 

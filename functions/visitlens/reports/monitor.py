@@ -1,0 +1,192 @@
+"""The live monitor: new and extended visits as Server-Sent Events.
+
+PostgreSQL announces every visit change (``pg_notify('visitlens_visits', 'tenant,site')`` from a
+trigger); each API instance keeps one LISTEN connection and wakes the streams of that tenant, which
+then read the changed visits under row-level security. Event ids are ``updated_at|visit_id``;
+a client that reconnects with ``Last-Event-ID`` gets everything after it. Reads overlap the last
+few seconds (a transaction that started earlier may commit later) and drop what was already sent,
+so no change is missed; a resumed stream may repeat an event of that overlap, with the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from visitlens.api.services import ApiServices
+from visitlens.errors import InvalidInput
+from visitlens.http.router import Ctx
+
+logger = logging.getLogger(__name__)
+CHANNEL = "visitlens_visits"
+OVERLAP = timedelta(seconds=10)
+POLL_S = 5.0
+"""Without any notification (a lost LISTEN connection) streams still look every few seconds."""
+BATCH = 500
+
+
+class MonitorEvent(BaseModel):
+    """``event: visit`` with this JSON as data."""
+
+    visit_id: UUID
+    site_id: UUID
+    customer_id: UUID | None
+    started_at: datetime
+    ended_at: datetime
+    updated_at: datetime
+    is_new: bool
+    sighting_count: int
+    dwell_s: float
+
+
+class VisitFeed:
+    """One LISTEN connection per instance; wakes the subscribed streams of the notified tenant."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._subscribers: dict[UUID, set[asyncio.Event]] = {}
+
+    async def subscribe(self, tenant_id: UUID) -> asyncio.Event:
+        await self._connect()
+        wake = asyncio.Event()
+        self._subscribers.setdefault(tenant_id, set()).add(wake)
+        return wake
+
+    def unsubscribe(self, tenant_id: UUID, wake: asyncio.Event) -> None:
+        self._subscribers.get(tenant_id, set()).discard(wake)
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return
+            try:
+                self._conn = await asyncpg.connect(self._dsn)
+                await self._conn.add_listener(CHANNEL, self._notified)
+            except (OSError, asyncpg.PostgresError) as exc:  # streams fall back to polling
+                logger.warning("monitor: LISTEN unavailable (%s); polling", type(exc).__name__)
+                self._conn = None
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        tenant, _, _site = str(payload).partition(",")
+        try:
+            key = UUID(tenant)
+        except ValueError:
+            return
+        for wake in self._subscribers.get(key, ()):
+            wake.set()
+
+
+_feeds: dict[str, VisitFeed] = {}
+
+
+def feed_for(services: ApiServices) -> VisitFeed:
+    from visitlens.stack.endpoints import resolve
+
+    dsn = resolve(services.settings).app_dsn
+    if dsn not in _feeds:
+        _feeds[dsn] = VisitFeed(dsn)
+    return _feeds[dsn]
+
+
+def _event_id(updated_at: datetime, visit_id: UUID) -> str:
+    return f"{updated_at.isoformat()}|{visit_id}"
+
+
+def parse_event_id(value: str) -> datetime:
+    try:
+        stamp, _, visit = value.partition("|")
+        UUID(visit)
+        return datetime.fromisoformat(stamp)
+    except ValueError as exc:
+        raise InvalidInput(
+            "Last-Event-ID is not an id this stream sent", field="last-event-id"
+        ) from exc
+
+
+async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
+    tenant_id: UUID = ctx.params["tenant_id"]
+    site = ctx.request.query_params.get("site_id")
+    try:
+        site_id = UUID(site) if site else None
+    except ValueError as exc:
+        raise InvalidInput("not a UUID", field="query.site_id") from exc
+    principal = ctx.principal
+    if site_id is not None:
+        principal.require_site(site_id)
+    sites = (
+        [site_id]
+        if site_id
+        else (None if principal.sees_all_sites() else sorted(principal.site_ids))
+    )
+    scope = principal.db_scope(tenant_id)
+    db = ctx.services.db
+    last_event = ctx.request.headers.get("last-event-id")
+    since = parse_event_id(last_event) if last_event else None
+    feed = feed_for(ctx.services)
+
+    async def changes(cursor: datetime) -> list[Any]:
+        async with db.transaction(scope) as conn:
+            return list(
+                await conn.fetch(
+                    "SELECT id, site_id, customer_id, started_at, ended_at, updated_at, is_new, "
+                    "sighting_count, extract(epoch FROM ended_at - started_at) AS dwell_s "
+                    "FROM visits WHERE updated_at > $1 "
+                    "AND ($2::uuid[] IS NULL OR site_id = ANY($2::uuid[])) "
+                    "ORDER BY updated_at, id LIMIT $3",
+                    cursor - OVERLAP,
+                    sites,
+                    BATCH,
+                )
+            )
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        wake = await feed.subscribe(tenant_id)
+        try:
+            async with db.transaction(scope) as conn:
+                now = await conn.fetchval("SELECT clock_timestamp()")
+            cursor: datetime = since if since is not None else now
+            floor = since  # a resumed stream sends nothing at or before its Last-Event-ID
+            sent: dict[tuple[UUID, datetime], datetime] = {}
+            yield ServerSentEvent(event="ready", data=json.dumps({"since": cursor.isoformat()}))
+            while True:
+                wake.clear()
+                rows = await changes(cursor)
+                for row in rows:
+                    key = (row["id"], row["updated_at"])
+                    if key in sent or (floor is not None and row["updated_at"] <= floor):
+                        continue
+                    sent[key] = row["updated_at"]
+                    cursor = max(cursor, row["updated_at"])
+                    data = MonitorEvent(visit_id=row["id"], **{k: row[k] for k in (
+                        "site_id", "customer_id", "started_at", "ended_at", "updated_at",
+                        "is_new", "sighting_count")}, dwell_s=float(row["dwell_s"]))  # fmt: skip
+                    yield ServerSentEvent(
+                        event="visit",
+                        id=_event_id(row["updated_at"], row["id"]),
+                        data=data.model_dump_json(),
+                    )
+                floor = None
+                horizon = cursor - OVERLAP
+                for key in [k for k, at in sent.items() if at < horizon]:
+                    del sent[key]
+                if len(rows) == BATCH:
+                    continue
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=POLL_S)
+                except TimeoutError:
+                    pass
+        finally:
+            feed.unsubscribe(tenant_id, wake)
+
+    return EventSourceResponse(stream(), ping=15, headers={"cache-control": "no-store"})

@@ -1,0 +1,103 @@
+"""Re-materialise ``visit_stats_hourly`` from ``visits`` for any time range, idempotently.
+
+Each site's rows are keyed by its *local* hour (the site's IANA time zone, DST included): the rows
+whose local hour falls in the range are replaced by a fresh aggregation of the visits that started
+in those local hours. Running it twice gives the same rows; running it after late events, a merge,
+an unmerge or an erasure brings the counts in line. Staff never have visits (they are sightings
+only), so they are excluded by construction; erased people's visits stay as anonymous counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from visitlens.adapters.postgres import Connection
+
+DWELL_BUCKETS_MIN = (1, 5, 15, 30, 60)
+"""Upper bounds (minutes) of the dwell histogram; a last bucket takes everything longer."""
+
+_BOUNDS = """
+WITH bounds AS (
+    SELECT s.id AS site_id, s.timezone,
+           date_trunc('hour', $2::timestamptz AT TIME ZONE s.timezone) AS lo,
+           date_trunc('hour', $3::timestamptz AT TIME ZONE s.timezone) + interval '1 hour' AS hi
+    FROM sites s
+    WHERE $1::uuid[] IS NULL OR s.id = ANY($1::uuid[])
+)"""
+
+_REMOVE = (
+    _BOUNDS
+    + """
+DELETE FROM visit_stats_hourly x USING bounds b
+WHERE x.site_id = b.site_id AND x.local_hour >= b.lo AND x.local_hour < b.hi
+"""
+)
+
+_REMATERIALISE = (
+    _BOUNDS
+    + """, base AS (
+    SELECT v.tenant_id, v.site_id, v.customer_id, v.is_new,
+           date_trunc('hour', v.started_at AT TIME ZONE b.timezone) AS local_hour,
+           extract(epoch FROM v.ended_at - v.started_at) AS dwell_s,
+           c.gender, c.age_band
+    FROM visits v
+    JOIN bounds b ON b.site_id = v.site_id
+    LEFT JOIN customers c ON c.id = v.customer_id
+    WHERE v.started_at >= $2::timestamptz - interval '3 hours'
+      AND v.started_at < $3::timestamptz + interval '4 hours'
+      AND (v.started_at AT TIME ZONE b.timezone) >= b.lo
+      AND (v.started_at AT TIME ZONE b.timezone) < b.hi
+), bands AS (
+    SELECT site_id, local_hour, jsonb_object_agg(age_band, n) AS age_bands
+    FROM (SELECT site_id, local_hour, age_band, count(*) AS n FROM base
+          WHERE age_band IS NOT NULL GROUP BY 1, 2, 3) g
+    GROUP BY 1, 2
+), inserted AS (
+    INSERT INTO visit_stats_hourly (tenant_id, site_id, local_hour, visits, new_visits,
+        unique_visitors, dwell_s_sum, dwell_hist, female, male, age_bands, refreshed_at)
+    SELECT g.tenant_id, g.site_id, g.local_hour, g.visits, g.new_visits, g.unique_visitors,
+           g.dwell_s_sum, g.dwell_hist, g.female, g.male, coalesce(bands.age_bands, '{}'), now()
+    FROM (
+        SELECT tenant_id, site_id, local_hour,
+               count(*) AS visits,
+               count(*) FILTER (WHERE is_new) AS new_visits,
+               count(DISTINCT customer_id) + count(*) FILTER (WHERE customer_id IS NULL)
+                   AS unique_visitors,
+               coalesce(sum(dwell_s), 0) AS dwell_s_sum,
+               ARRAY[count(*) FILTER (WHERE dwell_s < 60),
+                     count(*) FILTER (WHERE dwell_s >= 60 AND dwell_s < 300),
+                     count(*) FILTER (WHERE dwell_s >= 300 AND dwell_s < 900),
+                     count(*) FILTER (WHERE dwell_s >= 900 AND dwell_s < 1800),
+                     count(*) FILTER (WHERE dwell_s >= 1800 AND dwell_s < 3600),
+                     count(*) FILTER (WHERE dwell_s >= 3600)]::integer[] AS dwell_hist,
+               count(*) FILTER (WHERE gender = 'female') AS female,
+               count(*) FILTER (WHERE gender = 'male') AS male
+        FROM base GROUP BY 1, 2, 3
+    ) g
+    LEFT JOIN bands ON bands.site_id = g.site_id AND bands.local_hour = g.local_hour
+    RETURNING visits
+)
+SELECT (SELECT count(*) FROM inserted) AS rows,
+       (SELECT coalesce(sum(visits), 0) FROM inserted) AS visits
+"""
+)
+
+
+async def rematerialise(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    site_ids: Sequence[UUID] | None = None,
+) -> dict[str, int]:
+    """Rebuild the hourly rows of ``[start, end)`` (UTC instants, widened to whole local hours)
+    for the given sites (default: every site of the transaction's tenant)."""
+    if end <= start:
+        raise ValueError("end must be after start")
+    sites = list(site_ids) if site_ids is not None else None
+    status = await conn.execute(_REMOVE, sites, start, end)
+    row = await conn.fetchrow(_REMATERIALISE, sites, start, end)
+    assert row is not None
+    removed = int(status.split()[-1]) if status.startswith("DELETE") else 0
+    return {"rows_removed": removed, "rows": row["rows"], "visits": row["visits"]}
