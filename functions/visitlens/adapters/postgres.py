@@ -94,6 +94,8 @@ class Database:
             ) from exc
         except asyncpg.InsufficientPrivilegeError as exc:
             # A row-level-security WITH CHECK failure: the row is outside the caller's tenant.
+            # (The server's message names the table and policy, never row values.)
+            logger.warning("refused by PostgreSQL: %s", exc.args[0] if exc.args else exc)
             raise Forbidden("row is outside the caller's tenant") from exc
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc

@@ -146,7 +146,7 @@ def upgrade() -> None:
             "USING (tenant_id = app_current_tenant()) WITH CHECK (tenant_id = app_current_tenant())"
         )
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON visit_stats_hourly TO {app}")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE ON merges TO {app}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON merges TO {app}")  # DELETE: erasure
     op.execute(f"GRANT SELECT, INSERT, DELETE ON not_same_person TO {app}")
 
 

@@ -1,0 +1,23 @@
+"""The `erase` function: the right to erasure (tenant admins, audited by receipt id)."""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from visitlens.config import load_settings
+from visitlens.http.router import Router
+from visitlens.logs import configure
+from visitlens.persons.routes import ERASE_ROUTES, PersonServices, lazy_person_services
+
+settings = load_settings()
+configure(settings.log_level)
+router: Router[PersonServices] = Router(
+    ERASE_ROUTES, lazy_person_services(settings), lambda s: s.auth, settings.http.max_body_bytes
+)
+
+
+@functions_framework.aio.http
+async def erase(request: Request) -> Response:
+    return await router.dispatch(request)

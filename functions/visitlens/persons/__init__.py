@@ -1,0 +1,1 @@
+"""Person management: merge, unmerge, not-same-person marks, and the right to erasure."""
