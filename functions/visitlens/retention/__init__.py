@@ -1,0 +1,1 @@
+"""Retention of raw snapshots (30 days by default, per tenant)."""

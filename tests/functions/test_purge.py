@@ -1,0 +1,106 @@
+"""The `purge` function on its real trigger (a PingSource CloudEvent): data aged 31 days (a
+simulated clock: capture times and key dates in the past) against the default 30-day retention;
+another tenant with 60 days keeps its snapshot; a second run finds nothing."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from minio import Minio
+
+from tests.conftest import TenantWorld, load_function, make_world
+from visitlens.adapters.postgres import Database
+from visitlens.config import Settings
+from visitlens.stack import s3 as s3_stack
+from visitlens.stack.endpoints import Endpoints
+from visitlens.tenancy.scope import DbScope
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def purge_client(function_environment: None) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=load_function("purge")), base_url="http://purge.test"
+    ) as client:
+        yield client
+
+
+def tick() -> tuple[dict[str, str], bytes]:
+    event = CloudEvent({"type": "dev.knative.sources.ping", "id": uuid.uuid4().hex,
+                        "source": "/apis/v1/namespaces/visitlens/pingsources/purge-nightly"}, {})  # fmt: skip
+    headers, body = to_binary(event)
+    return dict(headers), body
+
+
+async def snapshot(
+    db: Database, minio: Minio, bucket: str, world: TenantWorld, age: timedelta, in_db: bool = True
+) -> str:
+    captured = datetime.now(UTC) - age
+    key = (f"{world.tenant_id}/{world.site_a}/{world.camera_a}/"
+           f"{captured.date().isoformat()}/{uuid.uuid4().hex}.jpg")  # fmt: skip
+    minio.put_object(bucket, key, io.BytesIO(b"jpeg"), 4)
+    if in_db:
+        async with db.transaction(DbScope(uuid.UUID(world.tenant_id))) as conn:
+            await conn.execute(
+                "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, ce_type, "
+                "captured_at, last_seen_at, track_id, decision, snapshot_key) VALUES ($1, $2, $3, "
+                "'/s', $4, 't', $5, $5, 't1', 'rejected', $6)",
+                uuid.UUID(world.tenant_id), uuid.UUID(world.site_a), uuid.UUID(world.camera_a),
+                uuid.uuid4().hex, captured, key,
+            )  # fmt: skip
+    return key
+
+
+def exists(minio: Minio, bucket: str, key: str) -> bool:
+    return any(o.object_name == key for o in minio.list_objects(bucket, prefix=key))
+
+
+async def test_thirty_one_days_old_snapshots_go_and_a_second_run_finds_nothing(
+    purge_client: httpx.AsyncClient,
+    world: TenantWorld,
+    db: Database,
+    api_client: httpx.AsyncClient,
+    stack_settings: Settings,
+    endpoints: Endpoints,
+) -> None:
+    minio = s3_stack.client(stack_settings.s3, endpoints.s3_endpoint)
+    bucket = stack_settings.s3.raw_bucket
+    old = await snapshot(db, minio, bucket, world, timedelta(days=31))
+    fresh = await snapshot(db, minio, bucket, world, timedelta(days=1))
+    orphan = await snapshot(db, minio, bucket, world, timedelta(days=31), in_db=False)
+    other = await make_world(db, api_client)
+    await api_client.patch(f"/v1/tenants/{other.tenant_id}", headers=other.auth(other.root),
+                           json={"raw_retention_days": 60})  # fmt: skip
+    kept_elsewhere = await snapshot(db, minio, bucket, other, timedelta(days=31))
+
+    response = await purge_client.post("/", headers=tick()[0], content=tick()[1])
+    assert response.status_code == 200, response.text
+    mine = next(t for t in response.json()["tenants"] if t["tenant_id"] == world.tenant_id)
+    assert mine["objects_deleted"] == 2 and mine["pointers_cleared"] == 1
+    assert mine["survivors"] == 1 and mine["survivors_remaining"] == 0  # the orphan was found
+    assert not exists(minio, bucket, old) and not exists(minio, bucket, orphan)
+    assert exists(minio, bucket, fresh) and exists(minio, bucket, kept_elsewhere)
+    async with db.transaction(DbScope(uuid.UUID(world.tenant_id))) as conn:
+        keys = {r["snapshot_key"] for r in await conn.fetch("SELECT snapshot_key FROM sightings")}
+        assert keys == {fresh, None}
+        audit = await conn.fetchval(
+            "SELECT details FROM audit_log WHERE action = 'retention.purge' ORDER BY seq DESC LIMIT 1"
+        )
+        assert audit["objects_deleted"] == 2
+
+    again = await purge_client.post("/", headers=tick()[0], content=tick()[1])
+    second = next(t for t in again.json()["tenants"] if t["tenant_id"] == world.tenant_id)
+    assert (second["objects_deleted"], second["pointers_cleared"], second["survivors"]) == (0, 0, 0)
+
+    wrong = CloudEvent({"type": "com.visitlens.face.detected.v2", "source": "/x", "id": "1"}, {})
+    headers, body = to_binary(wrong)
+    assert (await purge_client.post("/", headers=dict(headers), content=body)).status_code == 422
+    assert (await purge_client.post("/", content=b"{}")).status_code == 400
