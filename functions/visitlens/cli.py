@@ -120,6 +120,26 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings)
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.stack.endpoints import database_dsns
+    from visitlens.tenancy.audit_chain import verify
+
+    owner_dsn, _ = database_dsns(settings)
+    reports = asyncio.run(verify(owner_dsn))
+    bad = 0
+    for report in reports:
+        state = "OK" if not report.problems else f"{len(report.problems)} PROBLEMS"
+        _out(
+            f"{report.chain:<36} {report.rows:>7} rows  head seq {report.head_seq} "
+            f"{report.head_hash[:16] or '-'}  {state}"
+            + (f"  ({report.unchained} written before the chain)" if report.unchained else "")
+        )
+        for problem in report.problems:
+            _out(f"    {problem}")
+        bad += len(report.problems)
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visitlens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="prepare or verify the face models")
     models.add_argument("action", choices=["prepare", "verify"])
     models.set_defaults(func=cmd_models)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    audit.add_argument("action", choices=["verify"], help="recompute every hash chain")
+    audit.set_defaults(func=cmd_audit)
 
     sub.add_parser("openapi", help="print the API's OpenAPI document").set_defaults(
         func=cmd_openapi
