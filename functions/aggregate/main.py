@@ -18,6 +18,7 @@ from visitlens.contracts import EventType, VisitRecordedV1, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.body import parse_data as parse_payload
 from visitlens.http.cloudevents import is_cloudevent, read_event, rejection
+from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Ctx, Route, Router
 from visitlens.logs import configure
 from visitlens.reports.aggregate import Aggregator, RematerialiseRequest, TickData
@@ -57,7 +58,7 @@ ROUTES = [
                 summary="Re-materialise the hourly statistics of a range (idempotent)"),
 ]  # fmt: skip
 router: Router[AggregateServices] = Router(
-    ROUTES, services, lambda s: s.auth, settings.http.max_body_bytes
+    ROUTES, services, lambda s: s.auth, settings.http.max_body_bytes, RateLimiter(settings.http)
 )
 
 

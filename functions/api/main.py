@@ -10,6 +10,7 @@ from visitlens.api.routes import ROUTES
 from visitlens.api.services import ApiServices, lazy_api_services
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
+from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
 
@@ -22,7 +23,9 @@ def _authenticator(s: ApiServices) -> AuthService:
     return s.auth
 
 
-router: Router[ApiServices] = Router(ROUTES, services, _authenticator, settings.http.max_body_bytes)
+router: Router[ApiServices] = Router(
+    ROUTES, services, _authenticator, settings.http.max_body_bytes, RateLimiter(settings.http)
+)
 
 
 @functions_framework.aio.http

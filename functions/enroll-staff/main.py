@@ -13,6 +13,7 @@ from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.cloudevents import is_cloudevent, read_event, rejection
+from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
 from visitlens.runtime.gateway import MINIO_TYPE_PREFIX
@@ -31,7 +32,7 @@ def _authenticator(s: StaffServices) -> AuthService:
 
 
 router: Router[StaffServices] = Router(
-    ROUTES, services, _authenticator, settings.http.max_body_bytes
+    ROUTES, services, _authenticator, settings.http.max_body_bytes, RateLimiter(settings.http)
 )
 
 

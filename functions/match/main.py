@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
+from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.identity.match_routes import ROUTES, MatchServices, lazy_match_services
 from visitlens.logs import configure
@@ -21,7 +22,11 @@ def _authenticator(s: MatchServices) -> AuthService:
 
 
 router: Router[MatchServices] = Router(
-    ROUTES, lazy_match_services(settings), _authenticator, settings.http.max_body_bytes
+    ROUTES,
+    lazy_match_services(settings),
+    _authenticator,
+    settings.http.max_body_bytes,
+    RateLimiter(settings.http),
 )
 
 

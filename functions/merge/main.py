@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from visitlens.config import load_settings
+from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
 from visitlens.persons.routes import MERGE_ROUTES, PersonServices, lazy_person_services
@@ -14,7 +15,11 @@ from visitlens.persons.routes import MERGE_ROUTES, PersonServices, lazy_person_s
 settings = load_settings()
 configure(settings.log_level)
 router: Router[PersonServices] = Router(
-    MERGE_ROUTES, lazy_person_services(settings), lambda s: s.auth, settings.http.max_body_bytes
+    MERGE_ROUTES,
+    lazy_person_services(settings),
+    lambda s: s.auth,
+    settings.http.max_body_bytes,
+    RateLimiter(settings.http),
 )
 
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_PREFIX = "dev-only-"
@@ -221,6 +221,30 @@ class HttpSettings(BaseModel):
     )
     page_size_default: int = Field(default=50, ge=1, le=1_000)
     page_size_max: int = Field(default=500, ge=1, le=10_000)
+    rate_limit_tenant: str | None = Field(
+        default="1200/minute",
+        description="requests per tenant (limits notation, e.g. '1200/minute'); None: off",
+    )
+    rate_limit_api_key: str | None = Field(
+        default="300/minute", description="requests per API key (an edge worker); None: off"
+    )
+    rate_limit_tenants: dict[str, str] = Field(
+        default_factory=dict, description="per-tenant overrides: {tenant_id: '5000/minute'}"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="where counters live: memory:// (per instance) or redis://host:6379 "
+        "(shared by every instance of every function)",
+    )
+
+    @field_validator("rate_limit_tenant", "rate_limit_api_key")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            from limits import parse
+
+            parse(value)
+        return value
 
 
 class Settings(BaseSettings):

@@ -107,6 +107,17 @@ class Conflict(PermanentError):
     code = "conflict"
 
 
+class RateLimited(VisitlensError):
+    """Over the configured request rate: 429 with Retry-After; retrying later succeeds."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class TransientError(VisitlensError):
     """A dependency failed in a way that may pass: 5xx, the caller or broker retries."""
 

@@ -8,7 +8,13 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from visitlens.errors import FieldProblem, InvalidInput, Unauthenticated, VisitlensError
+from visitlens.errors import (
+    FieldProblem,
+    InvalidInput,
+    RateLimited,
+    Unauthenticated,
+    VisitlensError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ def problem_response(error: VisitlensError, headers: dict[str, str] | None = Non
     extra = dict(headers or {})
     if isinstance(error, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="visitlens"')
+    if isinstance(error, RateLimited):
+        extra.setdefault("Retry-After", str(error.retry_after_s))
     return JSONResponse(body, status_code=error.status, headers=extra, media_type=PROBLEM_JSON)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from starlette.convertors import Convertor
@@ -26,6 +26,9 @@ from visitlens.errors import (
 )
 from visitlens.http.body import parse_json_body, parse_query
 from visitlens.http.problems import problem_response
+
+if TYPE_CHECKING:
+    from visitlens.http.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +95,13 @@ class Router(Generic[S]):
         services: Callable[[], Awaitable[S]],
         authenticator: Callable[[S], Authenticator],
         body_limit: int,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.routes = list(routes)
         self._services = services
         self._authenticator = authenticator
         self._body_limit = body_limit
+        self._limiter = limiter
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, Any]]:
         allowed: list[str] = []
@@ -124,6 +129,8 @@ class Router(Generic[S]):
             if not route.public:
                 authorization = request.headers.get("authorization")
                 principal = self._authenticator(services).authenticate(authorization)
+                if self._limiter is not None:
+                    await self._limiter.check(principal)
                 if route.roles:
                     principal.require_role(*route.roles)
             ctx = Ctx(request, params, principal, services, self._body_limit)
