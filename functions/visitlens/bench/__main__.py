@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from visitlens.adapters.model_prep import prepare
-from visitlens.bench import accuracy, api, edge, speed, throughput
+from visitlens.bench import accuracy, api, edge, reports, speed, throughput
 from visitlens.bench.report import write_results
 from visitlens.config import Settings, load_settings
 from visitlens.logs import configure
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]]
     "api": api.run,
     "accuracy": accuracy.run,
     "edge": edge.run,
+    "reports": reports.run,
     "speed": speed.run,
     "throughput": throughput.run,
 }

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from visitlens.adapters.postgres import Connection
-from visitlens.reports.stats import DWELL_BUCKETS_MIN
+from visitlens.reports.stats import ALL_SITES, DWELL_BUCKETS_MIN
 
 Granularity = Literal["hour", "day", "week", "month"]
 
@@ -38,6 +38,7 @@ class Range:
         return [self.lo, self.hi, list(self.sites) if self.sites is not None else None]
 
 
+_DISTINCT = "count(DISTINCT v.customer_id) + count(*) FILTER (WHERE v.customer_id IS NULL)"
 _STATS_WHERE = (
     "local_hour >= $1 AND local_hour < $2 AND ($3::uuid[] IS NULL OR site_id = ANY($3::uuid[]))"
 )
@@ -59,18 +60,7 @@ async def series(conn: Connection, rng: Range, granularity: Granularity) -> dict
         f"FROM visit_stats_hourly WHERE {_STATS_WHERE} GROUP BY 1 ORDER BY 1",
         *rng.args(),
     )
-    uniques = await conn.fetch(
-        f"SELECT date_trunc('{granularity}', v.started_at AT TIME ZONE s.timezone) AS bucket, "
-        "count(DISTINCT v.customer_id) + count(*) FILTER (WHERE v.customer_id IS NULL) AS n "
-        f"FROM visits v JOIN sites s ON s.id = v.site_id WHERE {_VISITS_WHERE} GROUP BY 1",
-        *rng.args(),
-    )
-    total_unique = await conn.fetchval(
-        "SELECT count(DISTINCT v.customer_id) + count(*) FILTER (WHERE v.customer_id IS NULL) "
-        f"FROM visits v JOIN sites s ON s.id = v.site_id WHERE {_VISITS_WHERE}",
-        *rng.args(),
-    )
-    unique_by_bucket = {r["bucket"]: r["n"] for r in uniques}
+    unique_by_bucket = await _uniques(conn, rng, granularity)
     buckets = []
     for r in counts:
         visits, new = int(r["visits"]), int(r["new_visits"])
@@ -91,10 +81,49 @@ async def series(conn: Connection, rng: Range, granularity: Granularity) -> dict
         "visits": visits,
         "new_visits": new,
         "returning_visits": visits - new,
-        "unique_visitors": int(total_unique or 0),
+        "unique_visitors": await _total_uniques(conn, rng, granularity, buckets),
         "avg_dwell_s": round(dwell / visits, 1) if visits else None,
     }
     return {"granularity": granularity, "buckets": buckets, "totals": totals}
+
+
+async def _uniques(conn: Connection, rng: Range, granularity: Granularity) -> dict[datetime, int]:
+    """Distinct visitors per bucket: precomputed for one site or all sites; counted otherwise."""
+    if rng.sites is None or len(rng.sites) == 1:
+        site = ALL_SITES if rng.sites is None else rng.sites[0]
+        rows = await conn.fetch(
+            "SELECT period, unique_visitors FROM visit_uniques WHERE site_id = $1 "
+            "AND granularity = $2 AND period >= date_trunc($2, $3::timestamp) AND period < $4",
+            site, granularity, rng.lo, rng.hi,
+        )  # fmt: skip
+        return {r["period"]: r["unique_visitors"] for r in rows}
+    rows = await conn.fetch(
+        f"SELECT date_trunc('{granularity}', v.started_at AT TIME ZONE s.timezone) AS bucket, "
+        f"{_DISTINCT} AS n FROM visits v JOIN sites s ON s.id = v.site_id WHERE {_VISITS_WHERE} "
+        "GROUP BY 1",
+        *rng.args(),
+    )
+    return {r["bucket"]: r["n"] for r in rows}
+
+
+async def _total_uniques(
+    conn: Connection, rng: Range, granularity: Granularity, buckets: list[dict[str, Any]]
+) -> int | None:
+    """Distinct visitors over the whole range: one bucket's count when the range is one period,
+    counted from the visits for up to a week; None beyond (distinct counts do not add up)."""
+    if len(buckets) == 1 and granularity != "hour":
+        start = buckets[0]["start"]
+        whole = {"day": 1, "week": 7}.get(granularity)
+        if whole and rng.lo == start and (rng.hi - rng.lo).days == whole:
+            return int(buckets[0]["unique_visitors"])
+    if (rng.hi - rng.lo).days <= 7:
+        value = await conn.fetchval(
+            f"SELECT {_DISTINCT} FROM visits v JOIN sites s ON s.id = v.site_id "
+            f"WHERE {_VISITS_WHERE}",
+            *rng.args(),
+        )
+        return int(value or 0)
+    return None
 
 
 async def heatmap(conn: Connection, rng: Range) -> dict[str, Any]:

@@ -70,7 +70,10 @@ class Totals(BaseModel):
     visits: int
     new_visits: int
     returning_visits: int
-    unique_visitors: int
+    unique_visitors: int | None = Field(
+        description="distinct visitors over the whole range: exact for up to 7 days or one "
+        "whole period; null for longer ranges (distinct counts do not add up: see the buckets)"
+    )
     avg_dwell_s: float | None
 
 
@@ -154,7 +157,8 @@ async def visit_series_csv(ctx: Ctx[ApiServices]) -> Response:
     writer.writerow(["bucket_start", *columns])
     for bucket in result["buckets"]:
         writer.writerow([bucket["start"].isoformat(), *(bucket[c] for c in columns)])
-    writer.writerow(["total", *(result["totals"][c] for c in columns)])
+    totals = result["totals"]
+    writer.writerow(["total", *("" if totals[c] is None else totals[c] for c in columns)])
     filename = f"visits-{query.granularity}-{query.start}-{query.end}.csv"
     return Response(
         out.getvalue(),

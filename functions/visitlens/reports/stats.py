@@ -85,14 +85,70 @@ SELECT (SELECT count(*) FROM inserted) AS rows,
 )
 
 
+ALL_SITES = UUID(int=0)
+"""``visit_uniques.site_id`` of the tenant-wide distinct counts."""
+GRANULARITIES = ("hour", "day", "week", "month")
+
+_DISTINCT = "count(DISTINCT v.customer_id) + count(*) FILTER (WHERE v.customer_id IS NULL)"
+
+_SITE_UNIQUES = (
+    _BOUNDS
+    + f""", periods AS (
+    SELECT DISTINCT b.site_id, b.timezone, g.name AS granularity, date_trunc(g.name, h) AS period
+    FROM bounds b, unnest($4::text[]) AS g(name),
+         generate_series(b.lo, b.hi - interval '1 hour', interval '1 hour') AS h
+)
+INSERT INTO visit_uniques (tenant_id, site_id, granularity, period, unique_visitors, refreshed_at)
+SELECT app_current_tenant(), p.site_id, p.granularity, p.period,
+       (SELECT {_DISTINCT} FROM visits v
+        WHERE v.site_id = p.site_id
+          AND v.started_at >= (p.period AT TIME ZONE p.timezone)
+          AND v.started_at < ((p.period + ('1 ' || p.granularity)::interval)
+                              AT TIME ZONE p.timezone)),
+       now()
+FROM periods p
+ON CONFLICT (tenant_id, site_id, granularity, period)
+DO UPDATE SET unique_visitors = EXCLUDED.unique_visitors, refreshed_at = now()
+"""
+)
+
+# Tenant-wide: a local period counts the visits of every site whose *local* start falls in it;
+# the UTC range widened by 14 h covers every time zone's local hours.
+_TENANT_UNIQUES = f"""
+WITH periods AS (
+    SELECT DISTINCT g.name AS granularity, date_trunc(g.name, h) AS period
+    FROM unnest($3::text[]) AS g(name),
+         generate_series(date_trunc('hour', $1::timestamptz AT TIME ZONE 'UTC') - interval '14 hours',
+                         date_trunc('hour', $2::timestamptz AT TIME ZONE 'UTC') + interval '14 hours',
+                         interval '1 hour') AS h
+)
+INSERT INTO visit_uniques (tenant_id, site_id, granularity, period, unique_visitors, refreshed_at)
+SELECT app_current_tenant(), $4::uuid, p.granularity, p.period,
+       (SELECT {_DISTINCT} FROM visits v JOIN sites s ON s.id = v.site_id
+        WHERE v.started_at >= (p.period AT TIME ZONE 'UTC') - interval '15 hours'
+          AND v.started_at < ((p.period + ('1 ' || p.granularity)::interval) AT TIME ZONE 'UTC')
+                             + interval '15 hours'
+          AND (v.started_at AT TIME ZONE s.timezone) >= p.period
+          AND (v.started_at AT TIME ZONE s.timezone)
+              < p.period + ('1 ' || p.granularity)::interval),
+       now()
+FROM periods p
+ON CONFLICT (tenant_id, site_id, granularity, period)
+DO UPDATE SET unique_visitors = EXCLUDED.unique_visitors, refreshed_at = now()
+"""
+
+
 async def rematerialise(
     conn: Connection,
     start: datetime,
     end: datetime,
     site_ids: Sequence[UUID] | None = None,
+    granularities: Sequence[str] = GRANULARITIES,
 ) -> dict[str, int]:
     """Rebuild the hourly rows of ``[start, end)`` (UTC instants, widened to whole local hours)
-    for the given sites (default: every site of the transaction's tenant)."""
+    for the given sites (default: every site of the transaction's tenant), and the distinct
+    visitor counts of every ``granularities`` period that the range touches, per site and
+    tenant-wide."""
     if end <= start:
         raise ValueError("end must be after start")
     sites = list(site_ids) if site_ids is not None else None
@@ -100,4 +156,14 @@ async def rematerialise(
     row = await conn.fetchrow(_REMATERIALISE, sites, start, end)
     assert row is not None
     removed = int(status.split()[-1]) if status.startswith("DELETE") else 0
-    return {"rows_removed": removed, "rows": row["rows"], "visits": row["visits"]}
+    uniques = 0
+    if granularities:
+        done = await conn.execute(_SITE_UNIQUES, sites, start, end, list(granularities))
+        wide = await conn.execute(_TENANT_UNIQUES, start, end, list(granularities), ALL_SITES)
+        uniques = int(done.split()[-1]) + int(wide.split()[-1])
+    return {
+        "rows_removed": removed,
+        "rows": row["rows"],
+        "visits": row["visits"],
+        "unique_rows": uniques,
+    }
