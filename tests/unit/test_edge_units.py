@@ -155,3 +155,34 @@ def test_shipped_example_config_and_launchd_agent_are_valid() -> None:
     assert agent["KeepAlive"] is True and agent["ProgramArguments"][1].endswith("run-worker.sh")
     for script in ("scripts/run-worker.sh",):
         assert subprocess.run(["bash", "-n", str(repo / script)], check=False).returncode == 0
+
+
+def test_a_long_stay_is_reported_in_segments() -> None:
+    vector = np.ones(128, np.float32) / np.sqrt(128)
+    settings = TrackingSettings(max_duration_s=10.0, min_shot_interval_s=0.0)
+    tracker = Tracker("door", settings, lambda c: np.stack([vector] * len(c)), None)
+    finished = []
+    for step in range(130):  # 26 s in front of the camera at 5 fps, barely moving
+        finished += tracker.step(step * 0.2, [_observation(100.0 + (step % 2))])
+    finished += tracker.flush()
+    ids = [f.event_track_id for f in finished]
+    assert [f.reason for f in finished] == ["segment", "segment", "flush"]
+    assert ids[0].endswith(".0") and ids[1].endswith(".1") and ids[2].endswith(".2")
+    assert len(set(ids)) == 3  # three events, three ids: the server extends one visit
+    assert all(f.track.shots for f in finished)
+
+
+def test_the_last_staff_gallery_is_used_offline(tmp_path: Path) -> None:
+    from visitlens_edge import staff
+
+    views = np.eye(128, dtype=np.float32)[:2]
+    staff.save(tmp_path, StaffGallery(7, "sface-2021dec", ("a", "b"), views, '"etag"'))
+    reader = staff.GalleryFile(tmp_path)
+    gallery = reader.refresh()
+    assert gallery.version == 7 and gallery.etag == '"etag"'
+    assert gallery.best_match(views[:1], "sface-2021dec")[0] == "a"
+    (tmp_path / staff.GALLERY_FILE).write_text("{broken")  # a torn file is not trusted …
+    import os
+
+    os.utime(tmp_path / staff.GALLERY_FILE, (1, 1))
+    assert reader.refresh().version == 7  # … the copy in memory stays
