@@ -140,6 +140,34 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if bad else 0
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from visitlens.deploy.render import IMAGE, write
+    from visitlens.runtime.spec import FUNCTIONS_DIR, discover
+
+    root = Path(FUNCTIONS_DIR).parent
+    for path in write(root, discover(), args.image or IMAGE):
+        _out(f"wrote {path.relative_to(root)}")
+    return 0
+
+
+def cmd_minio_bridge(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    import uvicorn
+
+    from visitlens.runtime.minio_bridge import create_app
+
+    sink = os.environ.get("K_SINK")
+    token = os.environ.get("VISITLENS_MINIO_BRIDGE_TOKEN", "")
+    if not sink or not token:
+        _out("K_SINK and VISITLENS_MINIO_BRIDGE_TOKEN must be set")
+        return 2
+    uvicorn.run(create_app(sink, token), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visitlens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="prepare or verify the face models")
     models.add_argument("action", choices=["prepare", "verify"])
     models.set_defaults(func=cmd_models)
+
+    deploy = sub.add_parser("deploy", help="deployment files from functions/*/function.yaml")
+    deploy.add_argument("action", choices=["render"], help="write charts/visitlens and stack.yml")
+    deploy.add_argument("--image", help="the functions' container image")
+    deploy.set_defaults(func=cmd_deploy)
+
+    bridge = sub.add_parser("minio-bridge", help="MinIO webhook → CloudEvents on K_SINK")
+    bridge.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container's listener
+    bridge.add_argument("--port", type=int, default=8080)
+    bridge.set_defaults(func=cmd_minio_bridge)
 
     audit = sub.add_parser("audit", help="the audit log")
     audit.add_argument("action", choices=["verify"], help="recompute every hash chain")

@@ -104,3 +104,6 @@ class Database:
             raise Forbidden("row is outside the caller's tenant") from exc
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except (asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
+                asyncpg.SerializationError) as exc:  # fmt: skip
+            raise TransientError(f"database busy: {type(exc).__name__}; try again") from exc

@@ -20,11 +20,13 @@ from pydantic import AwareDatetime, Field
 from visitlens.adapters.postgres import Database
 from visitlens.api.schemas import Input
 from visitlens.contracts import VisitRecordedV1
-from visitlens.reports.stats import rematerialise
+from visitlens.reports.stats import refresh_uniques, rematerialise
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
 DEFAULT_HOURS = 48
+CHUNK = timedelta(days=7)
+"""Long ranges are rebuilt a week per transaction (each statement stays within its timeout)."""
 
 
 class RematerialiseRequest(Input):
@@ -55,8 +57,7 @@ class Aggregator:
             tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants WHERE active")]
         totals = {"tenants": len(tenants), "rows": 0, "visits": 0}
         for tenant_id in tenants:
-            async with self.db.transaction(DbScope(tenant_id)) as conn:
-                result = await rematerialise(conn, start, end)
+            result = await self.rebuild(DbScope(tenant_id), start, end, None)
             totals["rows"] += result["rows"]
             totals["visits"] += result["visits"]
         logger.info(
@@ -67,5 +68,24 @@ class Aggregator:
 
     async def on_request(self, scope: DbScope, request: RematerialiseRequest) -> dict[str, int]:
         sites = [request.site_id] if request.site_id else None
-        async with self.db.transaction(scope) as conn:
-            return await rematerialise(conn, request.start, request.end, sites)
+        return await self.rebuild(scope, request.start, request.end, sites)
+
+    async def rebuild(
+        self, scope: DbScope, start: datetime, end: datetime, sites: list[UUID] | None
+    ) -> dict[str, int]:
+        """Hours and days chunk by chunk, then the weeks and months of the whole range."""
+        totals = {"rows_removed": 0, "rows": 0, "visits": 0, "unique_rows": 0}
+        cursor = start
+        while cursor < end:
+            upto = min(end, cursor + CHUNK)
+            async with self.db.transaction(scope) as conn:
+                part = await rematerialise(conn, cursor, upto, sites, ("hour", "day"))
+            for key in totals:
+                totals[key] += part[key]
+            cursor = upto
+        for granularity in ("week", "month"):
+            async with self.db.transaction(scope) as conn:
+                totals["unique_rows"] += await refresh_uniques(
+                    conn, start, end, sites, (granularity,)
+                )
+        return totals

@@ -138,6 +138,23 @@ DO UPDATE SET unique_visitors = EXCLUDED.unique_visitors, refreshed_at = now()
 """
 
 
+async def refresh_uniques(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    site_ids: Sequence[UUID] | None,
+    granularities: Sequence[str],
+) -> int:
+    """Recount the distinct visitors of every period of ``granularities`` that ``[start, end)``
+    touches, per site and tenant-wide; the number of rows written."""
+    if not granularities:
+        return 0
+    sites = list(site_ids) if site_ids is not None else None
+    done = await conn.execute(_SITE_UNIQUES, sites, start, end, list(granularities))
+    wide = await conn.execute(_TENANT_UNIQUES, start, end, list(granularities), ALL_SITES)
+    return int(done.split()[-1]) + int(wide.split()[-1])
+
+
 async def rematerialise(
     conn: Connection,
     start: datetime,
@@ -156,11 +173,7 @@ async def rematerialise(
     row = await conn.fetchrow(_REMATERIALISE, sites, start, end)
     assert row is not None
     removed = int(status.split()[-1]) if status.startswith("DELETE") else 0
-    uniques = 0
-    if granularities:
-        done = await conn.execute(_SITE_UNIQUES, sites, start, end, list(granularities))
-        wide = await conn.execute(_TENANT_UNIQUES, start, end, list(granularities), ALL_SITES)
-        uniques = int(done.split()[-1]) + int(wide.split()[-1])
+    uniques = await refresh_uniques(conn, start, end, sites, granularities)
     return {
         "rows_removed": removed,
         "rows": row["rows"],

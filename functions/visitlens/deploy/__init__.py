@@ -1,0 +1,1 @@
+"""Deployment files generated from the functions' ``function.yaml`` (the one trigger declaration)."""

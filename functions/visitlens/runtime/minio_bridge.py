@@ -1,0 +1,74 @@
+"""MinIO's webhook target → CloudEvents on the Broker (the in-cluster form of the local gateway's
+MinIO bridge, with the same conversion): each record becomes one binary-mode CloudEvent whose data
+is MinIO's own record JSON, posted to ``K_SINK`` (a Knative SinkBinding or the Broker's ingress).
+
+MinIO sends ``Authorization: Bearer <auth_token>`` when its webhook target has an ``auth_token``;
+the bridge refuses anything else (``VISITLENS_MINIO_BRIDGE_TOKEN``)."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote_plus
+
+import httpx
+from cloudevents.conversion import to_binary
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from visitlens.runtime.gateway import minio_event
+
+logger = logging.getLogger(__name__)
+LIMIT = 1024 * 1024
+
+
+def create_app(sink: str, token: str) -> Starlette:
+    client = httpx.AsyncClient(timeout=10)
+
+    async def receive(request: Request) -> JSONResponse:
+        offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not token or not hmac.compare_digest(offered, token):
+            return JSONResponse({"detail": "missing or wrong bearer token"}, 401)
+        body = await request.body()
+        if len(body) > LIMIT:
+            return JSONResponse({"detail": "notification too large"}, 413)
+        try:
+            records: list[dict[str, Any]] = json.loads(body)["Records"]
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("rejected a MinIO notification: %s", type(exc).__name__)
+            return JSONResponse({"detail": "not a MinIO event notification"}, 400)
+        published = 0
+        for record in records:
+            try:
+                name = record["eventName"]
+                bucket = record["s3"]["bucket"]["name"]
+                key = unquote_plus(record["s3"]["object"]["key"])
+            except (KeyError, TypeError):
+                logger.warning("MinIO record without eventName/bucket/key skipped")
+                continue
+            headers, data = to_binary(minio_event(record, name, bucket, key))
+            response = await client.post(sink, headers=dict(headers), content=data)
+            if response.is_error:  # MinIO retries the webhook (it keeps a queue_dir) on 5xx
+                logger.error("broker refused a MinIO event: %d", response.status_code)
+                return JSONResponse({"detail": "broker unavailable"}, 503)
+            published += 1
+        return JSONResponse({"published": published}, 202)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    return Starlette(
+        routes=[Route("/", receive, methods=["POST"]), Route("/healthz", health)],
+        lifespan=lifespan,
+    )
