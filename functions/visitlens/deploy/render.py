@@ -277,5 +277,17 @@ def write(root: Path, specs: list[FunctionSpec], image: str = IMAGE) -> list[Pat
         written.append(path)
     stack = root / "stack.yml"
     stack.write_text(openfaas(specs, image))
-    written.append(stack)
+    env = root / "openfaas-env.yml"
+    env.write_text(openfaas_env())
+    written += [stack, env]
     return written
+
+
+def openfaas_env() -> str:
+    """Non-secret settings of every OpenFaaS function (secrets: `faas-cli secret create`)."""
+    return HEADER + yaml.safe_dump(
+        {"environment": {"VISITLENS_ENV": "prod", "VISITLENS_LOG_LEVEL": "INFO",
+                         "VISITLENS_MODELS__DIR": "/app/models",
+                         "VISITLENS_SECRETS_DIR": "/var/openfaas/secrets"}},
+        sort_keys=False,
+    )  # fmt: skip
