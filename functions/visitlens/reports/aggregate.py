@@ -26,7 +26,8 @@ from visitlens.tenancy.scope import DbScope
 logger = logging.getLogger(__name__)
 DEFAULT_HOURS = 48
 CHUNK = timedelta(days=7)
-"""Long ranges are rebuilt a week per transaction (each statement stays within its timeout)."""
+"""Long ranges are rebuilt a week per transaction."""
+MAINTENANCE_TIMEOUT = "300s"
 
 
 class RematerialiseRequest(Input):
@@ -73,19 +74,21 @@ class Aggregator:
     async def rebuild(
         self, scope: DbScope, start: datetime, end: datetime, sites: list[UUID] | None
     ) -> dict[str, int]:
-        """Hours and days chunk by chunk, then the weeks and months of the whole range."""
+        """A week per transaction: hours and days, then the weeks and months they touch.
+
+        A background job: its statements may run up to ``MAINTENANCE_TIMEOUT`` (requests keep the
+        pool's short timeout)."""
         totals = {"rows_removed": 0, "rows": 0, "visits": 0, "unique_rows": 0}
         cursor = start
         while cursor < end:
             upto = min(end, cursor + CHUNK)
             async with self.db.transaction(scope) as conn:
+                await conn.execute(f"SET LOCAL statement_timeout = '{MAINTENANCE_TIMEOUT}'")
                 part = await rematerialise(conn, cursor, upto, sites, ("hour", "day"))
-            for key in totals:
-                totals[key] += part[key]
-            cursor = upto
-        for granularity in ("week", "month"):
-            async with self.db.transaction(scope) as conn:
+                for key in totals:
+                    totals[key] += part[key]
                 totals["unique_rows"] += await refresh_uniques(
-                    conn, start, end, sites, (granularity,)
+                    conn, cursor, upto, sites, ("week", "month")
                 )
+            cursor = upto
         return totals
