@@ -3,60 +3,33 @@ an admin route (any range), all one idempotent re-materialisation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from visitlens.adapters.postgres import Database
-from visitlens.auth.principal import Role
-from visitlens.auth.service import AuthService
-from visitlens.auth.wiring import build_auth
 from visitlens.config import load_settings
 from visitlens.contracts import EventType, VisitRecordedV1, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.body import parse_data as parse_payload
 from visitlens.http.cloudevents import is_cloudevent, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
-from visitlens.http.router import Ctx, Route, Router
+from visitlens.http.router import Router
 from visitlens.logs import configure
-from visitlens.reports.aggregate import Aggregator, RematerialiseRequest, TickData
+from visitlens.reports.aggregate import (
+    ROUTES,
+    AggregateServices,
+    TickData,
+    lazy_aggregate_services,
+)
 from visitlens.runtime.gateway import PING_TYPE
-from visitlens.runtime.lazy import Lazy
 
 settings = load_settings()
 configure(settings.log_level)
 
 
-@dataclass(slots=True)
-class AggregateServices:
-    db: Database
-    auth: AuthService
-    aggregator: Aggregator
+services = lazy_aggregate_services(settings)
 
 
-def _build() -> AggregateServices:
-    db, _, auth = build_auth(settings)
-    return AggregateServices(db, auth, Aggregator(db))
-
-
-services = Lazy(_build)
-
-
-async def rematerialise_range(ctx: Ctx[AggregateServices]) -> JSONResponse:
-    scope = ctx.principal.db_scope(ctx.params["tenant_id"])
-    body = await ctx.body(RematerialiseRequest)
-    if body.end <= body.start or (body.end - body.start).days > 400:
-        raise InvalidInput("end must be after start, at most 400 days later", field="body.end")
-    return JSONResponse(await ctx.services.aggregator.on_request(scope, body))
-
-
-ROUTES = [
-    Route.build("POST", "/v1/aggregate/{tenant_id:uuid}/rematerialise", rematerialise_range,
-                tag="reports", roles=(Role.TENANT_ADMIN,), body=RematerialiseRequest,
-                summary="Re-materialise the hourly statistics of a range (idempotent)"),
-]  # fmt: skip
 router: Router[AggregateServices] = Router(
     ROUTES, services, lambda s: s.auth, settings.http.max_body_bytes, RateLimiter(settings.http)
 )

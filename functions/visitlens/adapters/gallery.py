@@ -17,6 +17,7 @@ from uuid import UUID
 import numpy as np
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from visitlens.auth.principal import Principal
 from visitlens.config import MilvusSettings, Settings
@@ -107,10 +108,22 @@ class Gallery:
                     )  # fmt: skip
         return self._client
 
+    @retry(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential_jitter(initial=0.2, max=2.0),
+        reraise=True,
+    )
     def _ensure_collection(self) -> None:
-        """Create the collection and its index if missing (idempotent, synchronous, once)."""
+        """Create the collection and its index if missing (idempotent, synchronous, once).
+
+        Retried: a gRPC channel the server just closed (a restart, or Milvus Lite's "too many
+        pings" GOAWAY on an idle connection) fails the first connect."""
         token = self._settings.token.get_secret_value() if self._settings.token else ""
-        sync = MilvusClient(uri=self._uri, token=token, db_name=self._settings.db_name)
+        try:
+            sync = MilvusClient(uri=self._uri, token=token, db_name=self._settings.db_name)
+        except MilvusException as exc:
+            raise TransientError(f"Milvus unavailable: {exc.code}") from exc
         try:
             if sync.has_collection(self.collection):
                 described = sync.describe_collection(self.collection)
