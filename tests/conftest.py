@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.runtime.runner import function_env
+from visitlens.runtime.spec import discover
 from visitlens.stack.endpoints import Endpoints, resolve
 from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
 from visitlens.stack.processes import free_port, terminate, wait_until
@@ -239,7 +240,7 @@ class DevServer:
         self.settings = settings
         self.log = log
         self.gateway_port = free_port()
-        self.function_base = consecutive_free_ports(6, 33000)
+        self.function_base = consecutive_free_ports(len(discover()) + 2, 33000)
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -28,6 +28,10 @@ from visitlens.vision.types import Floats
 logger = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^a-z0-9_]")
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+"""No keep-alive pings on an idle channel: pymilvus pings every 10 s by default, and a server with
+gRPC's default ping policy (Milvus Lite) answers an idle client's pings with a "too many pings"
+GOAWAY that breaks the channel. A dead idle channel is found by the next call instead."""
 
 
 def collection_name(model_id: str) -> str:
@@ -104,7 +108,7 @@ class Gallery:
                     token = self._settings.token.get_secret_value() if self._settings.token else ""
                     self._client = AsyncMilvusClient(
                         uri=self._uri, token=token, db_name=self._settings.db_name,
-                        timeout=self._settings.timeout_s,
+                        timeout=self._settings.timeout_s, grpc_options=GRPC_OPTIONS,
                     )  # fmt: skip
         return self._client
 
@@ -121,7 +125,12 @@ class Gallery:
         pings" GOAWAY on an idle connection) fails the first connect."""
         token = self._settings.token.get_secret_value() if self._settings.token else ""
         try:
-            sync = MilvusClient(uri=self._uri, token=token, db_name=self._settings.db_name)
+            sync = MilvusClient(
+                uri=self._uri,
+                token=token,
+                db_name=self._settings.db_name,
+                grpc_options=GRPC_OPTIONS,
+            )
         except MilvusException as exc:
             raise TransientError(f"Milvus unavailable: {exc.code}") from exc
         try:
