@@ -63,7 +63,9 @@ class Capture:
         self.stop = stop
         self.stats = CaptureStats()
         self._wait = wait_exponential_jitter(
-            initial=settings.reconnect_initial_s, max=settings.reconnect_max_s, jitter=1.0
+            multiplier=settings.reconnect_initial_s,
+            max=settings.reconnect_max_s,
+            jitter=settings.reconnect_initial_s,
         )
 
     def frames(self) -> Iterator[Frame]:

@@ -265,7 +265,9 @@ class Uploader:
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
             wait=wait_exponential_jitter(
-                initial=delivery.backoff_initial_s, max=delivery.backoff_max_s, jitter=1.0
+                multiplier=delivery.backoff_initial_s,
+                max=delivery.backoff_max_s,
+                jitter=delivery.backoff_initial_s,
             ),
             stop=stop_when_event_set(stop),
             sleep=lambda seconds: stop.wait(seconds),  # type: ignore[arg-type]

@@ -115,7 +115,7 @@ class Gallery:
     @retry(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_attempt(4),
-        wait=wait_exponential_jitter(initial=0.2, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
         reraise=True,
     )
     def _ensure_collection(self) -> None:
