@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import numpy as np
 
 from visitlens.adapters.gallery import Gallery, GalleryRow
 from visitlens.adapters.postgres import Connection, Record
-from visitlens.auth.principal import Principal
 from visitlens.errors import NotFound
 from visitlens.identity.decisions import PersonKind
 from visitlens.reports.stats import rematerialise
@@ -73,17 +71,3 @@ async def move_vectors(
             for r in views
         ]
     )  # fmt: skip
-
-
-async def audit(
-    conn: Connection,
-    principal: Principal,
-    tenant_id: UUID,
-    action: str,
-    target_type: str,
-    target_id: UUID | str | None,
-    details: dict[str, Any],
-) -> None:
-    from visitlens.api import audit as api_audit
-
-    await api_audit.record(conn, principal, action, target_type, target_id, tenant_id, details)

@@ -21,10 +21,11 @@ from minio.error import S3Error
 
 from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.postgres import Database
+from visitlens.api import audit
 from visitlens.auth.principal import Principal
 from visitlens.config import S3Settings
 from visitlens.errors import TransientError
-from visitlens.persons.common import audit, lock_customers, refresh_stats
+from visitlens.persons.common import lock_customers, refresh_stats
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class Eraser:
                 "embeddings_deleted": int(views.split()[-1]),
                 "snapshots_deleted": len(keys),
             }
-            await audit(conn, principal, tenant_id, "person.erase", "erasure", receipt, counts)
+            await audit.record(
+                conn, principal, "person.erase", "erasure", receipt, tenant_id, counts
+            )
             # Vectors and snapshots go before the commit: if either fails, nothing is committed
             # and the erasure can simply be run again (deleting what is already gone is fine).
             await self.gallery.delete_person(tenant_id, customer)

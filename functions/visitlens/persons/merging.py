@@ -16,10 +16,10 @@ from uuid import UUID
 
 from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.postgres import Database
+from visitlens.api import audit
 from visitlens.auth.principal import Principal
 from visitlens.errors import Conflict, InvalidInput, NotFound
 from visitlens.persons.common import (
-    audit,
     lock_customers,
     move_vectors,
     recompute_customer,
@@ -111,7 +111,7 @@ class PersonMerger:
                 "sightings": len(sightings),
                 "embeddings": len(moved_views),
             }
-            await audit(conn, principal, tenant_id, "person.merge", "customer", kept,
+            await audit.record(conn, principal, "person.merge", "customer", kept, tenant_id,
                         {"merged_id": str(merged), "merge_id": str(merge_id), **moved})  # fmt: skip
             # Milvus last, inside the transaction: if it fails, nothing in PostgreSQL changed.
             await move_vectors(self.gallery, tenant_id, moved_views, kept)
@@ -189,7 +189,7 @@ class PersonMerger:
             await refresh_stats(conn, [(t["site_id"], t["started_at"]) for t in touched])
             moved = {"visits": len(back), "sightings": int(sightings.split()[-1]),
                      "embeddings": len(views)}  # fmt: skip
-            await audit(conn, principal, tenant_id, "person.unmerge", "customer", merged,
+            await audit.record(conn, principal, "person.unmerge", "customer", merged, tenant_id,
                         {"kept_id": str(kept), "merge_id": str(merge_id), **moved})  # fmt: skip
             await move_vectors(self.gallery, tenant_id, views, merged)
         return {"merge_id": merge_id, "kept_id": kept, "merged_id": merged, "moved": moved}
@@ -209,6 +209,6 @@ class PersonMerger:
                 tenant_id, a, b, principal.subject,
             )  # fmt: skip
             if created:
-                await audit(conn, principal, tenant_id, "person.not_same", "customer", a,
+                await audit.record(conn, principal, "person.not_same", "customer", a, tenant_id,
                             {"other_id": str(b)})  # fmt: skip
         return bool(created)

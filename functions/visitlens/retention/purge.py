@@ -23,6 +23,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from visitlens.adapters.postgres import Database
+from visitlens.api import audit
 from visitlens.config import S3Settings
 from visitlens.errors import TransientError
 from visitlens.tenancy.scope import DbScope
@@ -88,10 +89,9 @@ class Purger:
                 "survivors": len(survivors),
                 "survivors_remaining": len(remaining),
             }
-            await conn.execute(
-                "INSERT INTO audit_log (tenant_id, actor_kind, action, target_type, target_id, "
-                "details) VALUES ($1, 'system', 'retention.purge', 'bucket', $2, $3)",
-                tenant_id, self.s3_settings.raw_bucket, counts,
+            await audit.record(
+                conn, None, "retention.purge", "bucket", self.s3_settings.raw_bucket, tenant_id,
+                counts,
             )  # fmt: skip
         if remaining:
             logger.error(

@@ -23,6 +23,7 @@ from minio.error import S3Error
 
 from visitlens.adapters.gallery import Gallery, GalleryRow
 from visitlens.adapters.postgres import Connection, Database, Record
+from visitlens.api import audit
 from visitlens.auth.principal import Principal
 from visitlens.config import IdentitySettings, S3Settings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
@@ -176,13 +177,14 @@ class StaffEnrollment:
                     [GalleryRow(view_id, tenant_id, staff_id, PersonKind.STAFF, face.embedding)]
                 )
                 inserted = True
-                await _audit(
+                await audit.record(
                     conn,
-                    scope.tenant_id,
                     actor,
                     "staff.image.enroll",
+                    "staff",
                     image_id,
-                    {"staff_id": staff_id},
+                    scope.tenant_id,
+                    {"staff_id": str(staff_id)},
                 )
         except BaseException:
             if inserted:
@@ -245,8 +247,14 @@ class StaffEnrollment:
                     "ORDER BY quality DESC NULLS LAST, created_at LIMIT 1)",
                     staff_id,
                 )
-            await _audit(
-                conn, scope.tenant_id, actor, "staff.image.delete", image_id, {"staff_id": staff_id}
+            await audit.record(
+                conn,
+                actor,
+                "staff.image.delete",
+                "staff",
+                image_id,
+                scope.tenant_id,
+                {"staff_id": str(staff_id)},
             )
         if row["embedding_id"] is not None:
             await self._forget_views(tenant_id, [row["embedding_id"]])
@@ -265,8 +273,14 @@ class StaffEnrollment:
                 "SELECT object_key FROM staff_face_images WHERE staff_id = $1", staff_id
             )
             await conn.execute("DELETE FROM staff WHERE id = $1", staff_id)
-            await _audit(
-                conn, scope.tenant_id, actor, "staff.delete", staff_id, {"images": len(keys)}
+            await audit.record(
+                conn,
+                actor,
+                "staff.delete",
+                "staff",
+                staff_id,
+                scope.tenant_id,
+                {"images": len(keys)},
             )
         await self.gallery.delete_person(tenant_id, staff_id)
         for record in keys:
@@ -289,13 +303,14 @@ class StaffEnrollment:
             )
             if row is None:
                 raise NotFound(f"staff image {image_id} not found")
-            await _audit(
+            await audit.record(
                 conn,
-                scope.tenant_id,
                 actor,
                 "staff.image.primary",
+                "staff",
                 image_id,
-                {"staff_id": staff_id},
+                scope.tenant_id,
+                {"staff_id": str(staff_id)},
             )
         return row
 
@@ -399,10 +414,15 @@ class StaffEnrollment:
                 )
             embedded += 1
         async with self._db.transaction(scope) as conn:
-            await _audit(
-                conn, scope.tenant_id, actor, "staff.reembed", None,
+            await audit.record(
+                conn,
+                actor,
+                "staff.reembed",
+                "staff",
+                None,
+                scope.tenant_id,
                 {"model_id": self.gallery.model_id, "embedded": embedded, "rejected": rejected},
-            )  # fmt: skip
+            )
         return {
             "model_id": self.gallery.model_id,
             "images": len(rows),
@@ -467,24 +487,3 @@ async def _staff(conn: Connection, staff_id: UUID, *, lock: bool = False) -> Rec
     if row is None:
         raise NotFound(f"staff {staff_id} not found")
     return row
-
-
-async def _audit(
-    conn: Connection,
-    tenant_id: UUID | None,
-    actor: Principal | None,
-    action: str,
-    target: UUID | None,
-    details: dict[str, Any],
-) -> None:
-    """In the change's own transaction; ``actor`` None is the system (a bucket notification)."""
-    await conn.execute(
-        "INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, target_type, target_id,"
-        " details) VALUES ($1, $2, $3, $4, 'staff', $5, $6)",
-        tenant_id,
-        actor.kind.value if actor is not None else "system",
-        actor.subject if actor is not None else None,
-        action,
-        str(target) if target is not None else None,
-        {k: str(v) if isinstance(v, UUID) else v for k, v in details.items()},
-    )
