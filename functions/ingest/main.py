@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functions_framework.aio
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
 from visitlens.config import load_settings
 from visitlens.contracts import FaceDetectedV1, FaceDetectedV2, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
-from visitlens.http.cloudevents import bearer, read_event, rejection, reply
+from visitlens.http.cloudevents import bearer, publish, read_event, rejection, reply
 from visitlens.identity.ingest import EventKey, Track
 from visitlens.identity.services import lazy_ingest_services, visit_recorded
 from visitlens.logs import configure
@@ -42,4 +43,10 @@ async def ingest(request: Request) -> Response:
         return rejection(error, event)
     if result.visit is None:  # a staff sighting: counted, but no visit to announce
         return Response(status_code=204)
-    return reply(*visit_recorded(track, result))
+    attributes, recorded = visit_recorded(track, result)
+    response = reply(attributes, recorded)
+    if request.url.path.startswith("/v1/events"):
+        # Sent directly (the edge), not by the Broker: the reply goes back to the caller only, so
+        # the visit is also announced on the Broker (K_SINK) for `aggregate` and others.
+        response.background = BackgroundTask(publish, attributes, recorded)
+    return response

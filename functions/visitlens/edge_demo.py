@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,30 @@ def run_edge(settings: Settings, base: str, world: dict[str, Any]) -> None:
         raise StackError(f"the edge worker failed (exit {code}); see {work / 'edge.log'}")
     text = (work / "edge.log").read_text(errors="replace")
     asyncio.run(_print_results(settings, uuid.UUID(tenant), uuid.UUID(site), text))
+    if not source:
+        _print_report(base, root, tenant)
+
+
+def _print_report(base: str, headers: dict[str, str], tenant: str) -> None:
+    """The same day through the report API (statistics kept by the aggregate function)."""
+    day = CLIP_START[:10]
+    params = {"start": day, "end": day, "granularity": "day"}
+    deadline = time.monotonic() + 15
+    with httpx.Client(base_url=base, timeout=30) as http:
+        while True:  # visit.recorded reaches `aggregate` through the broker, asynchronously
+            report = http.get(
+                f"/v1/tenants/{tenant}/reports/visits", headers=headers, params=params
+            )
+            report.raise_for_status()
+            totals = report.json()["totals"]
+            if totals["visits"] >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    _say(
+        f"7. report API, {day} (site's local day): {totals['visits']} visits, "
+        f"{totals['new_visits']} new, {totals['returning_visits']} returning, "
+        f"{totals['unique_visitors']} distinct visitors, average dwell {totals['avg_dwell_s']} s"
+    )
 
 
 async def _print_results(settings: Settings, tenant: uuid.UUID, site: uuid.UUID, text: str) -> None:

@@ -51,6 +51,7 @@ def test_every_trigger_is_deployed() -> None:
     for spec in discover():
         assert ("Service", spec.name) in kinds
         assert spec.name in stack
+        assert (("SinkBinding", f"{spec.name}-sink") in kinds) == bool(spec.publishes)
         for index, trigger in enumerate(spec.triggers):
             if isinstance(trigger, CloudEventTrigger):
                 trig = next(d for d in docs if d["metadata"]["name"] == f"{spec.name}-{index}")

@@ -152,6 +152,19 @@ async def test_synthetic_clip_gives_exactly_the_expected_events_and_visits(
     assert all(str(r["snapshot_key"]).startswith(prefix) for r in counts["sightings"])
     text = log.read_text()
     assert "staff track" in text and text.count("delivered (200)") == 5
+    # ingest announced each visit on the Broker (K_SINK); `aggregate` kept the statistics
+    tenant = uuid.UUID(world.tenant_id)
+    deadline = time.monotonic() + 20
+    while True:
+        async with db.transaction(DbScope(tenant)) as conn:
+            counted = await conn.fetchval(
+                "SELECT coalesce(sum(visits), 0) FROM visit_stats_hourly WHERE site_id = $1",
+                uuid.UUID(world.site_a),
+            )
+        if counted == 4 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert counted == 4
     queue = sqlite3.connect(tmp_path / "queue" / "queue.sqlite3")
     assert queue.execute("SELECT count(*) FROM events").fetchone()[0] == 0
     assert queue.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0

@@ -153,6 +153,25 @@ def event_resources(spec: FunctionSpec) -> list[dict[str, Any]]:
     return out
 
 
+def sink_binding(spec: FunctionSpec) -> dict[str, Any]:
+    """K_SINK for a function that publishes events itself: the Broker."""
+    return {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "SinkBinding",
+        "metadata": {"name": f"{spec.name}-sink", "namespace": NAMESPACE, "labels": _labels(spec)},
+        "spec": {
+            "subject": {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "name": spec.name,
+            },
+            "sink": {
+                "ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER}
+            },
+        },
+    }
+
+
 def http_route(specs: list[FunctionSpec]) -> dict[str, Any]:
     """Path prefixes → Services, longest prefix first (as the local gateway routes)."""
     rules = []
@@ -216,7 +235,8 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
     resources = ["namespace.yaml", "config.yaml", "broker.yaml", "minio-bridge.yaml"]
     for spec in specs:
         path = f"functions/{spec.name}.yaml"
-        files[path] = _dump([knative_service(spec, image), *event_resources(spec)])
+        bindings = [sink_binding(spec)] if spec.publishes else []
+        files[path] = _dump([knative_service(spec, image), *event_resources(spec), *bindings])
         resources.append(path)
     files["http-route.yaml"] = _dump([http_route(specs)])
     resources.append("http-route.yaml")

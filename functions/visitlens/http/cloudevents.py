@@ -5,13 +5,21 @@ errors into problem documents with a logged rejection."""
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_http
 from starlette.requests import Request
 from starlette.responses import Response
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from visitlens.errors import MalformedBody, VisitlensError
 from visitlens.http.body import read_limited
@@ -49,6 +57,31 @@ def bearer(request: Request, event: CloudEvent) -> str | None:
 def reply(attributes: dict[str, Any], data: dict[str, Any]) -> Response:
     headers, body = to_binary(CloudEvent(attributes, data))
     return Response(body, status_code=200, headers=headers)
+
+
+async def publish(attributes: dict[str, Any], data: dict[str, Any]) -> bool:
+    """Post an event to ``K_SINK`` (a Knative SinkBinding, or the local gateway's Broker), a few
+    tries; False (logged) when there is no sink or it stays unavailable — consumers that must not
+    miss anything also reconcile on a schedule (the aggregate tick)."""
+    sink = os.environ.get("K_SINK")
+    if not sink:
+        return False
+    headers, body = to_binary(CloudEvent(attributes, data))
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(3),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
+            retry=retry_if_exception_type(httpx.HTTPError),
+            reraise=True,
+        ):
+            with attempt:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    response = await client.post(sink, headers=dict(headers), content=body)
+                    response.raise_for_status()
+    except httpx.HTTPError as exc:
+        logger.warning("event %s not published: %s", attributes.get("id"), type(exc).__name__)
+        return False
+    return True
 
 
 def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:

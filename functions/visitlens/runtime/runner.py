@@ -47,6 +47,8 @@ def running_functions(
     ports = {s.name: settings.stack.function_port_base + i for i, s in enumerate(specs)}
     require_free_ports(host, {f"function {name}": port for name, port in ports.items()})
     env = function_env(settings)
+    # Like a Knative SinkBinding: where a function publishes events of its own (the Broker).
+    env["K_SINK"] = f"http://{host}:{settings.stack.gateway_port}/brokers/default"
     logs = (settings.data_dir / "logs").resolve()
     pids: dict[str, int] = {}
     try:

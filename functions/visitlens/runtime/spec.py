@@ -87,6 +87,10 @@ class FunctionSpec(_Strict):
     signature: Literal["http", "cloudevent"]
     description: str = ""
     triggers: list[Trigger] = Field(min_length=1)
+    publishes: list[str] = Field(
+        default_factory=list,
+        description="event types the function posts to K_SINK itself (a SinkBinding to the Broker)",
+    )
     concurrency: int = Field(default=10, ge=1, le=1000, description="requests per instance")
     min_scale: int = Field(default=0, ge=0, le=100)
     max_scale: int = Field(default=10, ge=1, le=1000)
