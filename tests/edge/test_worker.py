@@ -95,6 +95,33 @@ async def server_counts(db: Database, world: TenantWorld) -> dict[str, Any]:
     return {"sightings": sightings, "visits": visits, "customers": customers}
 
 
+async def store_setup(
+    api_client: httpx.AsyncClient,
+    dev: DevServer,
+    world: TenantWorld,
+    detector: Detector,
+    models_dir: Path,
+    tmp_path: Path,
+    **camera: Any,
+) -> Path:
+    """Site prepared, the store clip rendered, and the worker's config for site A's camera."""
+    await prepare_site(api_client, dev, world)
+    clip = tmp_path / "store.avi"
+    store_clip(clip, detector)
+    return edge_config(
+        tmp_path / "edge.yaml",
+        tenant_id=world.tenant_id,
+        site_id=world.site_a,
+        cameras=[{"id": world.camera_a, "name": "entrance", "source": str(clip),
+                  "start_time": START, **camera}],
+        base_url=dev.base,
+        api_key=world.worker_key,
+        models_dir=models_dir,
+        queue_dir=tmp_path / "queue",
+        exit_when_done=True,
+    )  # fmt: skip
+
+
 def run_worker(config: Path, log: Path, timeout_s: float = 300) -> None:
     proc = start_worker(config, log)
     try:
@@ -114,22 +141,7 @@ async def test_synthetic_clip_gives_exactly_the_expected_events_and_visits(
     models_dir: Path,
     tmp_path: Path,
 ) -> None:
-    await prepare_site(api_client, dev_server, world)
-    clip = tmp_path / "store.avi"
-    store_clip(clip, detector)
-    config = edge_config(
-        tmp_path / "edge.yaml",
-        tenant_id=world.tenant_id,
-        site_id=world.site_a,
-        cameras=[
-            {"id": world.camera_a, "name": "entrance", "source": str(clip), "start_time": START}
-        ],
-        base_url=dev_server.base,
-        api_key=world.worker_key,
-        models_dir=models_dir,
-        queue_dir=tmp_path / "queue",
-        exit_when_done=True,
-    )
+    config = await store_setup(api_client, dev_server, world, detector, models_dir, tmp_path)
     log = tmp_path / "worker.log"
     run_worker(config, log)
 
@@ -179,23 +191,9 @@ async def test_outage_events_wait_on_disk_and_are_replayed_exactly_once(
     models_dir: Path,
     tmp_path: Path,
 ) -> None:
-    await prepare_site(api_client, dev_server, world)
-    clip = tmp_path / "store.avi"
-    store_clip(clip, detector)
-    config = edge_config(
-        tmp_path / "edge.yaml",
-        tenant_id=world.tenant_id,
-        site_id=world.site_a,
-        cameras=[
-            {"id": world.camera_a, "name": "entrance", "source": str(clip), "start_time": START,
-             "realtime": True, "fps": 5}
-        ],
-        base_url=dev_server.base,
-        api_key=world.worker_key,
-        models_dir=models_dir,
-        queue_dir=tmp_path / "queue",
-        exit_when_done=True,
-    )  # fmt: skip
+    config = await store_setup(
+        api_client, dev_server, world, detector, models_dir, tmp_path, realtime=True, fps=5
+    )
     log = tmp_path / "worker.log"
     proc = start_worker(config, log)
     try:

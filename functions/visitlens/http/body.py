@@ -6,9 +6,10 @@ import json
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from visitlens.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from visitlens.http.problems import from_validation_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,3 +64,27 @@ def parse_query(params: dict[str, str], model: type[M]) -> M:
         return model.model_validate(params)
     except ValidationError as exc:
         raise from_validation_error(exc, "query") from exc
+
+
+async def read_upload(
+    request: Request, limit: int, extra: tuple[str, ...] = (), field: str = "image"
+) -> tuple[bytes, dict[str, str]]:
+    """The multipart file ``field`` (at most ``limit`` bytes) and the named text fields.
+
+    415 for another media type, 413 when the declared or actual size is over the limit, 422 when
+    the file field is missing."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(f"send multipart/form-data with a file field named '{field}'")
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit:
+        raise PayloadTooLarge(f"upload of {declared} bytes exceeds the {limit}-byte limit")
+    async with request.form(max_files=1, max_fields=4, max_part_size=limit) as form:
+        upload = form.get(field)
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput(f"a file field named '{field}' is required", field=field)
+        data = await upload.read(limit + 1)
+        fields = {name: str(form.get(name, "")) for name in extra}
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{field} exceeds the {limit}-byte limit")
+    return data, fields

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from starlette.datastructures import UploadFile
-
 from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.onnx_models import load_models
 from visitlens.adapters.postgres import Database
@@ -14,7 +12,8 @@ from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
-from visitlens.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from visitlens.errors import InvalidInput, UnsupportedMediaType
+from visitlens.http.body import read_upload
 from visitlens.http.router import Ctx, Route
 from visitlens.identity.matching import EmbeddingQuery, Matcher, MatchResponse
 from visitlens.runtime.lazy import Lazy
@@ -51,17 +50,8 @@ async def match(ctx: Ctx[MatchServices]) -> MatchResponse:
     if media_type != "multipart/form-data":
         raise UnsupportedMediaType("send multipart/form-data with an image, or a JSON embedding")
     limit = ctx.services.settings.http.max_upload_bytes
-    declared = int(ctx.request.headers.get("content-length") or 0)
-    if declared > limit:
-        raise PayloadTooLarge(f"upload of {declared} bytes exceeds the {limit}-byte limit")
-    async with ctx.request.form(max_files=1, max_fields=4, max_part_size=limit) as form:
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("a file field named 'image' is required", field="image")
-        data = await upload.read(limit + 1)
-        top_k_raw = form.get("top_k", "5")
-    if len(data) > limit:
-        raise PayloadTooLarge(f"image exceeds the {limit}-byte limit")
+    data, fields = await read_upload(ctx.request, limit, ("top_k",))
+    top_k_raw = fields["top_k"] or "5"
     try:
         top_k = int(str(top_k_raw))
     except ValueError as exc:

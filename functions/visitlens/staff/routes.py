@@ -13,7 +13,6 @@ from uuid import UUID
 import numpy as np
 from minio import Minio
 from pydantic import Field
-from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.gallery import Gallery
@@ -26,7 +25,8 @@ from visitlens.auth.principal import Principal, Role
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
-from visitlens.errors import Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from visitlens.errors import Forbidden, InvalidInput
+from visitlens.http.body import read_upload
 from visitlens.http.pagination import Page, PageQuery
 from visitlens.http.router import Ctx, Route
 from visitlens.runtime.lazy import Lazy
@@ -100,23 +100,7 @@ async def _scoped_staff(conn: Connection, principal: Principal, staff_id: UUID) 
 
 
 async def _photo(ctx: Ctx[StaffServices], *extra: str) -> tuple[bytes, dict[str, str]]:
-    """The multipart field ``image`` (and the named text fields), size-checked."""
-    media_type = ctx.request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise UnsupportedMediaType("send multipart/form-data with a file field named 'image'")
-    limit = ctx.services.settings.http.max_upload_bytes
-    declared = int(ctx.request.headers.get("content-length") or 0)
-    if declared > limit:
-        raise PayloadTooLarge(f"upload of {declared} bytes exceeds the {limit}-byte limit")
-    async with ctx.request.form(max_files=1, max_fields=4, max_part_size=limit) as form:
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("a file field named 'image' is required", field="image")
-        data = await upload.read(limit + 1)
-        fields = {name: str(form.get(name, "")) for name in extra}
-    if len(data) > limit:
-        raise PayloadTooLarge(f"image exceeds the {limit}-byte limit")
-    return data, fields
+    return await read_upload(ctx.request, ctx.services.settings.http.max_upload_bytes, extra)
 
 
 def _flag(value: str, field: str) -> bool:
