@@ -31,7 +31,14 @@ lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
 typecheck: lint
 
 GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-system-deps: ## Debian packages for the RTSP camera test (GStreamer's RTSP server)
+TEST_PACKAGES := redis-server
+system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (shared rate limits)
+	@if command -v redis-server >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(TEST_PACKAGES)"; \
+	  apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; }; \
+	else echo "warning: install $(TEST_PACKAGES) (Debian) for the shared rate-limit test"; fi
 	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing $(GST_PACKAGES)"; \

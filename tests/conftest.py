@@ -8,17 +8,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from minio import Minio
 from starlette.types import ASGIApp
 
+from visitlens.adapters.event_tokens import EventTokenIssuer, function_audience
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.runtime.runner import function_env
+from visitlens.runtime.runner import function_env, local_issuer
 from visitlens.runtime.spec import discover
 from visitlens.stack.endpoints import Endpoints, resolve
 from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
@@ -28,6 +31,8 @@ from visitlens.tenancy.bootstrap import create_system_admin
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PASSWORD = "correct-horse-battery-staple"
+LOOPBACK_LOGINS = {"VISITLENS_HTTP__RATE_LIMIT_LOGIN_ADDRESS": "100000/minute"}
+FUZZ_RATE = {"VISITLENS_HTTP__RATE_LIMIT_TENANT": "1000000/minute"}
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +67,31 @@ def models_dir(stack_settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="session")
+def event_issuer(stack_settings: Settings) -> EventTokenIssuer:
+    """The local stand-in for the cluster's service-account issuer (as `visitlens dev` uses)."""
+    return local_issuer(stack_settings)
+
+
+def delivery(issuer: EventTokenIssuer, function: str, headers: Any = None) -> dict[str, str]:
+    """``headers`` plus the token a Trigger/PingSource delivery to ``function`` carries."""
+    token = issuer.token(function_audience(function), f"test:trigger:{function}")
+    return {**dict(headers or {}), "authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
 def function_environment(
-    stack_settings: Settings, endpoints: Endpoints, models_dir: Path
+    stack_settings: Settings, endpoints: Endpoints, models_dir: Path, event_issuer: EventTokenIssuer
 ) -> Iterator[None]:
     """The environment a deployed function gets, set for in-process function apps."""
     values = {
         **endpoints.environment(),
+        **event_issuer.environment(),
         "VISITLENS_DATA_DIR": str(stack_settings.data_dir),
         "VISITLENS_MODELS__DIR": str(models_dir),
         "VISITLENS_ENV": "test",
+        # every in-process request comes from one loopback address: login limits are tested
+        # on their own (test_rate_limits), not by the hundreds of sign-ins of the suite
+        **LOOPBACK_LOGINS,
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
@@ -100,6 +121,30 @@ def load_function(name: str) -> ASGIApp:
         target=name.replace("-", "_"), source=str(spec_dir / "main.py")
     )
     return app
+
+
+@asynccontextmanager
+async def function_clients(*names: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """An in-process client per named function (its functions-framework ASGI app)."""
+    made = {
+        name: httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=load_function(name)), base_url=f"http://{name}.test"
+        )
+        for name in names
+    }
+    try:
+        yield made
+    finally:
+        for client in made.values():
+            await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def minio_client(stack_settings: Settings, endpoints: Endpoints) -> Minio:
+    """The embedded S3 store through the minio client, as the functions reach it."""
+    from visitlens.stack import s3 as s3_stack
+
+    return s3_stack.client(stack_settings.s3, endpoints.s3_endpoint)
 
 
 @pytest.fixture(scope="session")
@@ -250,6 +295,8 @@ class DevServer:
             "VISITLENS_STACK__GATEWAY_PORT": str(self.gateway_port),
             "VISITLENS_STACK__FUNCTION_PORT_BASE": str(self.function_base),
             "VISITLENS_MODELS__DIR": str(self.settings.models_dir),
+            **LOOPBACK_LOGINS,
+            **FUZZ_RATE,  # the fuzz suite sends hundreds of requests of one tenant in seconds
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

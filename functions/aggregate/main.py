@@ -7,11 +7,12 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.config import load_settings
 from visitlens.contracts import EventType, VisitRecordedV1, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.body import parse_data as parse_payload
-from visitlens.http.cloudevents import is_cloudevent, read_event, rejection
+from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
@@ -25,6 +26,7 @@ from visitlens.runtime.gateway import PING_TYPE
 
 settings = load_settings()
 configure(settings.log_level)
+deliveries = EventTokenVerifier(settings.events, function_audience("aggregate"))
 
 
 services = lazy_aggregate_services(settings)
@@ -38,6 +40,7 @@ router: Router[AggregateServices] = Router(
 async def _event(request: Request) -> Response:
     event = None
     try:
+        deliveries.verify(request.headers.get("authorization"))
         event = await read_event(request, 64 * 1024)
         s = await services()
         kind = event["type"]
@@ -59,6 +62,6 @@ async def _event(request: Request) -> Response:
 
 @functions_framework.aio.http
 async def aggregate(request: Request) -> Response:
-    if is_cloudevent(request):
+    if is_delivery(request):
         return await _event(request)
     return await router.dispatch(request)

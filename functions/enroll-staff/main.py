@@ -9,10 +9,11 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
-from visitlens.http.cloudevents import is_cloudevent, read_event, rejection
+from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
@@ -22,6 +23,7 @@ from visitlens.staff.routes import ROUTES, StaffServices, lazy_staff_services
 
 settings = load_settings()
 configure(settings.log_level)
+deliveries = EventTokenVerifier(settings.events, function_audience("enroll-staff"))
 logger = logging.getLogger("visitlens.enroll_staff")
 services = lazy_staff_services(settings)
 NOTIFICATION_LIMIT = 64 * 1024
@@ -40,6 +42,7 @@ async def _bucket_event(request: Request) -> Response:
     """A MinIO record (as the gateway or a Knative source delivers it) for ``staff-faces/``."""
     event = None
     try:
+        deliveries.verify(request.headers.get("authorization"))
         event = await read_event(request, NOTIFICATION_LIMIT)
         kind = str(event["type"])
         if not kind.startswith(MINIO_TYPE_PREFIX):
@@ -61,6 +64,6 @@ async def _bucket_event(request: Request) -> Response:
 
 @functions_framework.aio.http
 async def enroll_staff(request: Request) -> Response:
-    if is_cloudevent(request):
+    if is_delivery(request):
         return await _bucket_event(request)
     return await router.dispatch(request)

@@ -6,6 +6,7 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.adapters.postgres import Database
 from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
@@ -17,6 +18,7 @@ from visitlens.runtime.lazy import Lazy
 
 settings = load_settings()
 configure(settings.log_level)
+deliveries = EventTokenVerifier(settings.events, function_audience("purge"))
 
 
 def _build() -> Purger:
@@ -34,6 +36,7 @@ purger = Lazy(_build)
 async def purge(request: Request) -> Response:
     event = None
     try:
+        deliveries.verify(request.headers.get("authorization"))
         event = await read_event(request, 16 * 1024)
         if event["type"] != PING_TYPE:
             raise InvalidInput(f"purge runs on cron ticks, not {event['type']}", field="type")

@@ -153,18 +153,15 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_minio_bridge(args: argparse.Namespace, settings: Settings) -> int:
-    import os
-
     import uvicorn
 
     from visitlens.runtime.minio_bridge import create_app
 
-    sink = os.environ.get("K_SINK")
-    token = os.environ.get("VISITLENS_MINIO_BRIDGE_TOKEN", "")
-    if not sink or not token:
-        _out("K_SINK and VISITLENS_MINIO_BRIDGE_TOKEN must be set")
+    events = settings.events
+    if not events.sink or events.minio_token is None:
+        _out("K_SINK and VISITLENS_EVENTS__MINIO_TOKEN must be set")
         return 2
-    uvicorn.run(create_app(sink, token), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(events), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

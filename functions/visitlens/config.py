@@ -132,6 +132,50 @@ class AuthSettings(BaseModel):
     leeway_s: int = Field(default=30, ge=0, le=300)
 
 
+class EventAuthSettings(BaseModel):
+    """Who may deliver CloudEvents to a function, and how a function publishes its own.
+
+    Deliveries (Broker/Trigger, PingSource, bucket notifications through the bridge) carry
+    ``Authorization: Bearer <OIDC token>`` for the function's audience: Knative Eventing's sender
+    identity (``authentication-oidc``) in a cluster, the local gateway's issuer in `visitlens dev`.
+    Without an issuer every delivery is refused (401): events fail closed."""
+
+    issuer: str | None = Field(
+        default=None,
+        description="OIDC issuer of delivery tokens (Knative: the cluster's service-account "
+        "issuer, e.g. https://kubernetes.default.svc.cluster.local)",
+    )
+    jwks_url: str | None = Field(
+        default=None, description="the issuer's JWK Set (e.g. <issuer>/openid/v1/jwks)"
+    )
+    jwks_file: Path | None = Field(
+        default=None, description="the issuer's JWK Set as a mounted file (instead of jwks_url)"
+    )
+    audience: str | None = Field(
+        default=None,
+        description="this function's audience (Trigger.spec.subscriber.audience); None: "
+        "visitlens-<function name>",
+    )
+    allowed_subjects: list[str] = Field(
+        default_factory=list,
+        description="if set, only these token subjects may deliver "
+        "(e.g. system:serviceaccount:knative-eventing:mt-broker-filter)",
+    )
+    leeway_s: int = Field(default=30, ge=0, le=300)
+    sink: str | None = Field(
+        default=None, description="where the function publishes events (K_SINK: the Broker)"
+    )
+    publish_token_file: Path | None = Field(
+        default=None,
+        description="bearer token presented to the Broker when publishing (a projected "
+        "service-account token with the Broker's audience, re-read at each use)",
+    )
+    minio_token: SecretStr | None = Field(
+        default=None,
+        description="the MinIO webhook's auth_token, checked by the bucket-notification bridge",
+    )
+
+
 class StackSettings(BaseModel):
     """Ports of the embedded stack; every server binds ``host``."""
 
@@ -206,6 +250,19 @@ class IdentitySettings(BaseModel):
         default=8, ge=1, le=64, description="embeddings kept per person (diverse, good views)"
     )
     min_view_quality: float = Field(default=0.35, ge=0, le=1)
+    max_clock_skew_s: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="an event may lie this far in the future (edge clocks drift); later: 422",
+    )
+    max_pass_s: int = Field(
+        default=7200,
+        ge=60,
+        le=86_400,
+        description="longest pass one event may describe (the edge sends long stays in "
+        "segments of at most an hour); longer: 422",
+    )
     view_diversity: float = Field(
         default=0.92,
         ge=0,
@@ -231,13 +288,34 @@ class HttpSettings(BaseModel):
     rate_limit_tenants: dict[str, str] = Field(
         default_factory=dict, description="per-tenant overrides: {tenant_id: '5000/minute'}"
     )
+    rate_limit_login_account: str = Field(
+        default="10/minute", description="token requests per account (password guessing)"
+    )
+    rate_limit_login_address: str = Field(
+        default="60/minute", description="token requests per client address"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="peers whose X-Forwarded-For is believed (the gateway, the ingress)",
+    )
+    password_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="argon2 hashes computed at once per instance, off the event loop",
+    )
     rate_limit_storage: str = Field(
         default="memory://",
         description="where counters live: memory:// (per instance) or redis://host:6379 "
         "(shared by every instance of every function)",
     )
 
-    @field_validator("rate_limit_tenant", "rate_limit_api_key")
+    @field_validator(
+        "rate_limit_tenant",
+        "rate_limit_api_key",
+        "rate_limit_login_account",
+        "rate_limit_login_address",
+    )
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         if value is not None:
@@ -268,6 +346,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    events: EventAuthSettings = Field(default_factory=EventAuthSettings)
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Self:
@@ -305,6 +384,7 @@ _WELL_KNOWN_ALIASES = {
     "DATABASE_URL": ("VISITLENS_DATABASE__URL", "database", "url"),
     "MILVUS_URI": ("VISITLENS_MILVUS__URI", "milvus", "uri"),
     "S3_ENDPOINT": ("VISITLENS_S3__ENDPOINT", "s3", "endpoint"),
+    "K_SINK": ("VISITLENS_EVENTS__SINK", "events", "sink"),
 }
 _SECRETS_DIR_VAR = "VISITLENS_SECRETS_DIR"
 

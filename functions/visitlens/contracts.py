@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from visitlens.errors import InvalidInput
-from visitlens.http.problems import from_validation_error
+from visitlens.validation import from_validation_error, refuse_nul
 
 SCHEMA_BASE = "https://schemas.visitlens.dev/events/"
 NORM_TOLERANCE = 0.01
@@ -77,7 +76,7 @@ class FaceDetectedV1(EventData):
     tenant_id: UUID
     site_id: UUID
     camera_id: UUID
-    ts: datetime
+    ts: AwareDatetime
     embedding: Embedding
     det_bbox: BBox
     det_score: Unit | None = None
@@ -91,7 +90,7 @@ class FaceDetectedV1(EventData):
 
 
 class Shot(EventData):
-    ts: datetime
+    ts: AwareDatetime
     embedding: Embedding
     quality: Unit
     det_score: Unit
@@ -106,8 +105,8 @@ class FaceDetectedV2(EventData):
     site_id: UUID
     camera_id: UUID
     track_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
     model_id: ModelId
     dim: int = Field(ge=64, le=1024)
     frames_seen: int = Field(ge=1, le=1_000_000)
@@ -136,8 +135,8 @@ class VisitRecordedV1(EventData):
     visit_id: UUID
     customer_id: UUID
     sighting_id: UUID
-    started_at: datetime
-    ended_at: datetime
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
     is_new_customer: bool
     opened_visit: bool
     similarity: float | None = Field(ge=-1, le=1)
@@ -148,8 +147,8 @@ class VisitRecordedV1(EventData):
 class CustomerProfileV1(EventData):
     tenant_id: UUID
     customer_id: UUID
-    first_seen_at: datetime
-    last_seen_at: datetime
+    first_seen_at: AwareDatetime
+    last_seen_at: AwareDatetime
     visit_count: int = Field(ge=0)
     first_site_id: UUID | None = None
     gender: Literal["female", "male", "unknown"] | None = None
@@ -188,7 +187,7 @@ class RetentionPurgedV1(EventData):
     tenant_id: UUID
     run_id: UUID
     bucket: str = Field(min_length=3, max_length=63)
-    older_than: datetime
+    older_than: AwareDatetime
     objects_deleted: int = Field(ge=0)
     pointers_cleared: int = Field(ge=0)
     survivors: int = Field(ge=0)
@@ -211,10 +210,13 @@ def parse_data(event_type: str, data: object) -> EventData:
         model = MODELS[EventType(event_type)]
     except ValueError as exc:
         raise InvalidInput(f"unknown event type {event_type!r}", field="type") from exc
+    refuse_nul(data, "data")
     try:
         raw = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput("data is not plain JSON", field="data") from exc
+    except RecursionError as exc:
+        raise InvalidInput("data is nested too deeply", field="data") from exc
     try:
         # Strict JSON mode: the wire is JSON, so "yes" is not a boolean and "5" is not a number.
         return model.model_validate_json(raw, strict=True)

@@ -15,7 +15,8 @@ import pytest
 from cloudevents.conversion import to_binary
 from minio import Minio
 
-from tests.conftest import SHARED, TenantWorld, load_function, ok
+from tests.conftest import SHARED, TenantWorld, delivery, load_function, ok
+from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.config import Settings
 from visitlens.runtime.gateway import minio_event
 from visitlens.stack import s3 as s3_stack
@@ -239,16 +240,21 @@ def _record(bucket: str, key: str, name: str, size: int) -> dict[str, Any]:
     }
 
 
-async def deliver(client: httpx.AsyncClient, record: dict[str, Any]) -> httpx.Response:
+async def deliver(
+    client: httpx.AsyncClient, record: dict[str, Any], issuer: EventTokenIssuer | None
+) -> httpx.Response:
+    """A MinIO record as the bridge and a Trigger deliver it (with the delivery token)."""
     from urllib.parse import unquote_plus
 
     key = unquote_plus(record["s3"]["object"]["key"])
     event = minio_event(record, record["eventName"], record["s3"]["bucket"]["name"], key)
     headers, body = to_binary(event)
-    return await client.post("/", headers=headers, content=body)
+    signed = delivery(issuer, "enroll-staff", headers) if issuer else dict(headers)
+    return await client.post("/", headers=signed, content=body)
 
 
 async def test_bucket_notifications_enrol_and_forget(
+    event_issuer: EventTokenIssuer,
     staff_client: httpx.AsyncClient,
     world: TenantWorld,
     s3: Minio,
@@ -260,9 +266,12 @@ async def test_bucket_notifications_enrol_and_forget(
     data = photo("Gerhard_Schroeder_0001.jpg")
     s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type="image/jpeg")
     created = _record(bucket, key, "s3:ObjectCreated:Put", len(data))
-    first = await deliver(staff_client, created)
+    assert (await deliver(staff_client, created, None)).status_code == 401  # no delivery token
+    first = await deliver(staff_client, created, event_issuer)
     assert first.status_code == 201, first.text
-    again = await deliver(staff_client, created)  # redelivery: the same image, not a second one
+    again = await deliver(
+        staff_client, created, event_issuer
+    )  # redelivery: the same image, not a second one
     assert again.status_code == 201 and again.json() == first.json()
     images = await ok(
         await staff_client.get(
@@ -274,14 +283,16 @@ async def test_bucket_notifications_enrol_and_forget(
     bad_key = _record(
         bucket, f"staff-faces/{world.tenant_id}/not-a-uuid/x.jpg", "s3:ObjectCreated:Put", 10
     )
-    rejected = await deliver(staff_client, bad_key)
+    rejected = await deliver(staff_client, bad_key, event_issuer)
     assert rejected.status_code == 422 and "staff-faces/{tenant_id}" in rejected.text
     missing = _record(
         bucket, f"staff-faces/{world.tenant_id}/{staff['id']}/gone.jpg", "s3:ObjectCreated:Put", 10
     )
-    assert (await deliver(staff_client, missing)).status_code == 404
+    assert (await deliver(staff_client, missing, event_issuer)).status_code == 404
 
     s3.remove_object(bucket, key)
-    removed = await deliver(staff_client, _record(bucket, key, "s3:ObjectRemoved:Delete", 0))
+    removed = await deliver(
+        staff_client, _record(bucket, key, "s3:ObjectRemoved:Delete", 0), event_issuer
+    )
     assert removed.status_code == 204
     assert (await ok(await gallery(staff_client, world)))["entries"] == []

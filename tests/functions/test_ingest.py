@@ -18,7 +18,8 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent, from_http
 
-from tests.conftest import REPO, TenantWorld, load_function
+from tests.conftest import REPO, TenantWorld, delivery, load_function
+from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.gallery import Gallery, GalleryRow
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
@@ -31,7 +32,8 @@ pytestmark = pytest.mark.integration
 V2 = json.loads((REPO / "events" / "examples" / "face.detected.v2.json").read_text())
 V1 = json.loads((REPO / "events" / "examples" / "face.detected.v1.json").read_text())
 rng = np.random.default_rng(2026)
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+# Recent (events older than the tenant's replay horizon are refused), on a whole hour.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -74,6 +76,10 @@ def track_event(
         shot["embedding"] = [round(float(x), 7) for x in view_of(identity, 0.85)]
     event["source"] = f"/tenants/{world.tenant_id}/sites/{world.site_a}/cameras/{camera}"
     event["id"] = f"trk-{uuid.uuid4()}"
+    data["snapshot_key"] = (  # where the edge's presigned upload puts it: below its own camera
+        f"{world.tenant_id}/{world.site_a}/{camera}/{start.date().isoformat()}/"
+        f"{data['track_id'].replace(':', '-')}.jpg"
+    )
     data.update(override)
     return event
 
@@ -87,14 +93,22 @@ async def ingest_client(function_environment: None) -> AsyncIterator[httpx.Async
 
 
 async def send(
-    client: httpx.AsyncClient, event: dict[str, Any], token: str | None, mode: str = "binary"
+    client: httpx.AsyncClient,
+    event: dict[str, Any],
+    token: str | None,
+    mode: str = "binary",
+    broker: EventTokenIssuer | None = None,
 ) -> httpx.Response:
+    """As the edge sends (``/v1/events``, its token), or as a Broker delivers (``/``, the
+    issuer's delivery token, the worker's token in the ``authtoken`` extension)."""
     ce = from_http({"content-type": "application/cloudevents+json"}, json.dumps(event).encode())
     headers, body = to_binary(ce) if mode == "binary" else to_structured(ce)
     headers = dict(headers)
     if token:
         headers["authorization"] = f"Bearer {token}"
-    return await client.post("/", headers=headers, content=body)
+    if broker is not None:
+        return await client.post("/", headers=delivery(broker, "ingest", headers), content=body)
+    return await client.post("/v1/events", headers=headers, content=body)
 
 
 def reply_of(response: httpx.Response) -> CloudEvent:
@@ -225,20 +239,26 @@ async def test_staff_are_matched_server_side_and_not_counted(
 
 
 async def test_v1_events_and_the_token_extension(
-    ingest_client: httpx.AsyncClient, world: TenantWorld
+    ingest_client: httpx.AsyncClient, world: TenantWorld, event_issuer: EventTokenIssuer
 ) -> None:
     event = copy.deepcopy(V1)
     event["data"].update(tenant_id=world.tenant_id, site_id=world.site_a, camera_id=world.camera_a,
-                         ts=iso(T0), embedding=[round(float(x), 7) for x in person()])  # fmt: skip
+                         ts=iso(T0), embedding=[round(float(x), 7) for x in person()],
+                         snapshot_url=f"{world.tenant_id}/{world.site_a}/{world.camera_a}/d/v1.jpg")  # fmt: skip
     event["source"] = f"/tenants/{world.tenant_id}/sites/{world.site_a}/cameras/{world.camera_a}"
     event["id"] = f"v1-{uuid.uuid4()}"
     event["authtoken"] = world.worker_a  # as it travels through a broker
-    recorded = reply_of(await send(ingest_client, event, token=None))
+    # Through the Broker's path without the Broker's delivery token: refused before anything.
+    assert (await send(ingest_client, event, token=None)).status_code == 401
+    ce = from_http({"content-type": "application/cloudevents+json"}, json.dumps(event).encode())
+    headers, body = to_binary(ce)
+    assert (await ingest_client.post("/", headers=dict(headers), content=body)).status_code == 401
+    recorded = reply_of(await send(ingest_client, event, token=None, broker=event_issuer))
     assert recorded.data["is_new_customer"]
     staff_flagged = copy.deepcopy(event)
     staff_flagged["id"] = f"v1-{uuid.uuid4()}"
     staff_flagged["data"]["is_staff_local"] = True
-    assert (await send(ingest_client, staff_flagged, token=None)).status_code == 204
+    assert (await send(ingest_client, staff_flagged, None, broker=event_issuer)).status_code == 204
 
 
 async def test_bad_events_are_4xx_and_store_nothing(
@@ -289,7 +309,9 @@ async def test_bad_events_are_4xx_and_store_nothing(
         ({"content-type": "application/cloudevents+json"}, b"x" * 300_000),
     ):
         response = await ingest_client.post(
-            "/", headers={**headers, "authorization": f"Bearer {world.worker_a}"}, content=body
+            "/v1/events",
+            headers={**headers, "authorization": f"Bearer {world.worker_a}"},
+            content=body,
         )
         assert response.status_code in (400, 413), response.text
     assert await counts(db, world.tenant_id) == before

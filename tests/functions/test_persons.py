@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from minio import Minio
 
-from tests.conftest import TenantWorld, load_function, ok
+from tests.conftest import TenantWorld, function_clients, ok
 from tests.functions.test_ingest import T0, person, send, track_event, view_of
 from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.postgres import Database
@@ -28,18 +28,10 @@ from visitlens.tenancy.scope import DbScope
 pytestmark = pytest.mark.integration
 
 
-async def client_for(name: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=load_function(name)), base_url=f"http://{name}.test"
-    )
-
-
 @pytest.fixture(scope="module")
 async def clients(function_environment: None) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    made = {name: await client_for(name) for name in ("ingest", "merge", "erase")}
-    yield made
-    for client in made.values():
-        await client.aclose()
+    async with function_clients("ingest", "merge", "erase") as made:
+        yield made
 
 
 async def ingest_people(

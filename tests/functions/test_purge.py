@@ -15,7 +15,8 @@ from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from minio import Minio
 
-from tests.conftest import TenantWorld, load_function, make_world
+from tests.conftest import TenantWorld, delivery, load_function, make_world
+from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.stack import s3 as s3_stack
@@ -33,11 +34,12 @@ async def purge_client(function_environment: None) -> AsyncIterator[httpx.AsyncC
         yield client
 
 
-def tick() -> tuple[dict[str, str], bytes]:
+def tick(issuer: EventTokenIssuer | None = None) -> tuple[dict[str, str], bytes]:
+    """A PingSource tick; with ``issuer``, carrying the delivery token a PingSource sends."""
     event = CloudEvent({"type": "dev.knative.sources.ping", "id": uuid.uuid4().hex,
                         "source": "/apis/v1/namespaces/visitlens/pingsources/purge-nightly"}, {})  # fmt: skip
     headers, body = to_binary(event)
-    return dict(headers), body
+    return (delivery(issuer, "purge", headers) if issuer else dict(headers)), body
 
 
 async def snapshot(
@@ -70,6 +72,7 @@ async def test_thirty_one_days_old_snapshots_go_and_a_second_run_finds_nothing(
     api_client: httpx.AsyncClient,
     stack_settings: Settings,
     endpoints: Endpoints,
+    event_issuer: EventTokenIssuer,
 ) -> None:
     minio = s3_stack.client(stack_settings.s3, endpoints.s3_endpoint)
     bucket = stack_settings.s3.raw_bucket
@@ -81,7 +84,9 @@ async def test_thirty_one_days_old_snapshots_go_and_a_second_run_finds_nothing(
                            json={"raw_retention_days": 60})  # fmt: skip
     kept_elsewhere = await snapshot(db, minio, bucket, other, timedelta(days=31))
 
-    response = await purge_client.post("/", headers=tick()[0], content=tick()[1])
+    unsigned = await purge_client.post("/", headers=tick()[0], content=tick()[1])
+    assert unsigned.status_code == 401  # a tick without the PingSource's token runs nothing
+    response = await purge_client.post("/", headers=tick(event_issuer)[0], content=b"{}")
     assert response.status_code == 200, response.text
     mine = next(t for t in response.json()["tenants"] if t["tenant_id"] == world.tenant_id)
     assert mine["objects_deleted"] == 2 and mine["pointers_cleared"] == 1
@@ -96,11 +101,13 @@ async def test_thirty_one_days_old_snapshots_go_and_a_second_run_finds_nothing(
         )
         assert audit["objects_deleted"] == 2
 
-    again = await purge_client.post("/", headers=tick()[0], content=tick()[1])
+    again = await purge_client.post("/", headers=tick(event_issuer)[0], content=b"{}")
     second = next(t for t in again.json()["tenants"] if t["tenant_id"] == world.tenant_id)
     assert (second["objects_deleted"], second["pointers_cleared"], second["survivors"]) == (0, 0, 0)
 
     wrong = CloudEvent({"type": "com.visitlens.face.detected.v2", "source": "/x", "id": "1"}, {})
     headers, body = to_binary(wrong)
-    assert (await purge_client.post("/", headers=dict(headers), content=body)).status_code == 422
-    assert (await purge_client.post("/", content=b"{}")).status_code == 400
+    signed = delivery(event_issuer, "purge", headers)
+    assert (await purge_client.post("/", headers=signed, content=body)).status_code == 422
+    bare = delivery(event_issuer, "purge")
+    assert (await purge_client.post("/", headers=bare, content=b"{}")).status_code == 400

@@ -3,6 +3,12 @@ tenants and keys are not affected."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from starlette.requests import Request
@@ -12,9 +18,12 @@ from tests.conftest import TenantWorld, make_world
 from visitlens.adapters.postgres import Database
 from visitlens.api.routes import ROUTES
 from visitlens.api.services import ApiServices, lazy_api_services
+from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import HttpSettings, load_settings
-from visitlens.http.ratelimit import RateLimiter
+from visitlens.errors import RateLimited
+from visitlens.http.ratelimit import LoginLimiter, RateLimiter
 from visitlens.http.router import Router
+from visitlens.stack.processes import free_port, tcp_open, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +70,121 @@ async def test_api_key_and_tenant_limits(
         assert first == [200, 200, 429]
         # public routes (the token grant) are not counted against a tenant
         assert (await client.get("/healthz")).status_code == 200
+
+
+def api_with(**http: object) -> httpx.AsyncClient:
+    """The api function's router on settings with these HTTP limits (one warm instance)."""
+    settings = load_settings(http=http)
+    router: Router[ApiServices] = Router(
+        ROUTES, lazy_api_services(settings), lambda s: s.auth, 1_000_000, RateLimiter(settings.http)
+    )
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        response: Response = await router.dispatch(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
+
+
+def wrong_login(email: str) -> dict[str, str]:
+    return {"grant_type": "password", "email": email, "password": "not-the-password-at-all"}
+
+
+async def test_password_guessing_is_limited_per_account_and_per_address(
+    function_environment: None, world: TenantWorld
+) -> None:
+    email = f"admin-{world.tenant_id}@example.com"
+    async with api_with(
+        rate_limit_login_account="5/minute", rate_limit_login_address="8/minute"
+    ) as client:
+        codes = []
+        for i in range(8):  # one account from eight addresses: the account's limit holds
+            response = await client.post(
+                "/v1/auth/token",
+                json=wrong_login(email),
+                headers={"x-forwarded-for": f"203.0.113.{i}"},
+            )
+            codes.append(response.status_code)
+        assert codes == [401] * 5 + [429] * 3
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        # one address trying many accounts: the address's limit holds
+        codes = []
+        for i in range(10):
+            response = await client.post(
+                "/v1/auth/token",
+                json=wrong_login(f"nobody-{i}@example.com"),
+                headers={"x-forwarded-for": "198.51.100.7"},
+            )
+            codes.append(response.status_code)
+        assert codes == [401] * 8 + [429] * 2
+        # a forged X-Forwarded-For from an untrusted peer is not believed: the peer counts
+        assert LoginLimiter(HttpSettings()).client_address("192.0.2.1", "10.0.0.1") == "192.0.2.1"
+
+
+async def test_password_hashing_does_not_block_the_event_loop(
+    function_environment: None, world: TenantWorld
+) -> None:
+    """Twelve concurrent wrong passwords (argon2 each): a cheap request sent after them all is
+    answered before the last of them, so the hashing runs beside the loop, not on it."""
+    email = f"admin-{world.tenant_id}@example.com"
+    async with api_with(
+        rate_limit_login_account="1000/minute", rate_limit_login_address="1000/minute"
+    ) as client:
+        await client.get("/.well-known/jwks.json")  # warm
+        order: list[str] = []
+
+        async def login(i: int) -> None:
+            await client.post("/v1/auth/token", json=wrong_login(email))
+            order.append(f"login-{i}")
+
+        async def cheap() -> None:
+            await asyncio.sleep(0.01)
+            assert (await client.get("/.well-known/jwks.json")).status_code == 200
+            order.append("cheap")
+
+        await asyncio.gather(*(login(i) for i in range(12)), cheap())
+        assert order.index("cheap") < len(order) - 1, order
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server (Debian's redis-server) on a free loopback port, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed (make system-deps installs Debian's redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until("redis", lambda: tcp_open("127.0.0.1", port), timeout_s=20, pid=proc.pid)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def test_counters_in_redis_are_shared_by_every_replica(
+    redis_url: str, world: TenantWorld
+) -> None:
+    """Two instances (two replicas of a function) share one tenant limit through Redis: the
+    tenant gets its rate once, not once per replica."""
+    settings = HttpSettings(
+        rate_limit_storage=redis_url,
+        rate_limit_tenant="4/minute",
+        rate_limit_api_key=None,
+        rate_limit_tenants={},
+    )
+    replicas = [RateLimiter(settings), RateLimiter(settings)]
+    principal = Principal(uuid.uuid4(), PrincipalKind.USER, Role.TENANT_ADMIN, uuid.uuid4())
+    outcomes = []
+    for i in range(6):
+        try:
+            await replicas[i % 2].check(principal)
+            outcomes.append("ok")
+        except RateLimited:
+            outcomes.append("429")
+    assert outcomes == ["ok"] * 4 + ["429"] * 2
+    memory = [RateLimiter(HttpSettings(rate_limit_tenant="4/minute")) for _ in range(2)]
+    for limiter in memory:  # the per-instance default: each replica counts on its own
+        for _ in range(4):
+            await limiter.check(principal)

@@ -16,7 +16,8 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from tests.conftest import TenantWorld, load_function, ok
+from tests.conftest import TenantWorld, delivery, load_function, ok
+from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
 from visitlens.tenancy.scope import DbScope
 
@@ -87,6 +88,7 @@ async def test_aggregate_triggers_and_report_api(
     api_client: httpx.AsyncClient,
     world: TenantWorld,
     db: Database,
+    event_issuer: EventTokenIssuer,
 ) -> None:
     people = await seed(db, world)
     # 1. visit.recorded: only that visit's local hour at that site
@@ -100,7 +102,16 @@ async def test_aggregate_triggers_and_report_api(
     headers, body = to_binary(
         CloudEvent({"type": "com.visitlens.visit.recorded.v1", "source": "/x", "id": "v1"}, data)
     )
-    response = await aggregate_client.post("/", headers=dict(headers), content=body)
+    unsigned = await aggregate_client.post("/", headers=dict(headers), content=body)
+    assert unsigned.status_code == 401  # only the Broker may deliver: nothing rebuilt
+    elsewhere = await aggregate_client.post(
+        f"/v1/aggregate/{world.tenant_id}/rematerialise", headers=dict(headers), content=body
+    )
+    assert elsewhere.status_code == 401  # CloudEvent headers on a public path: an HTTP request
+    assert await stats_rows(db, world) == []
+    response = await aggregate_client.post(
+        "/", headers=delivery(event_issuer, "aggregate", headers), content=body
+    )
     assert response.status_code == 200, response.text
     rows = await stats_rows(db, world)
     assert [(r["local_hour"], r["visits"]) for r in rows] == [(datetime(2026, 11, 16, 10), 2)]
@@ -111,7 +122,9 @@ async def test_aggregate_triggers_and_report_api(
     for _ in range(2):  # idempotent: twice, the same rows
         headers_t, body_t = tick(24 * 400)
         assert (
-            await aggregate_client.post("/", headers=headers_t, content=body_t)
+            await aggregate_client.post(
+                "/", headers=delivery(event_issuer, "aggregate", headers_t), content=body_t
+            )
         ).status_code == 200
         again = await stats_rows(db, world)
     assert sum(r["visits"] for r in again) == 5 and len(again) == 4
@@ -131,7 +144,8 @@ async def test_aggregate_triggers_and_report_api(
     ).status_code == 422
     wrong = CloudEvent({"type": "com.visitlens.face.detected.v2", "source": "/x", "id": "w"}, {})
     h, b = to_binary(wrong)
-    assert (await aggregate_client.post("/", headers=dict(h), content=b)).status_code == 422
+    signed = delivery(event_issuer, "aggregate", h)
+    assert (await aggregate_client.post("/", headers=signed, content=b)).status_code == 422
 
     # 4. the report API, in local time
     r = f"/v1/tenants/{world.tenant_id}/reports"

@@ -16,12 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from tests.conftest import REPO, system_admin_token
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.runtime.gateway import DeliveryPolicy, Gateway
-from visitlens.runtime.runner import function_env, running_functions
+from visitlens.runtime.runner import function_env, local_issuer, running_functions
 from visitlens.runtime.spec import discover
 from visitlens.stack.processes import terminate, wait_until
 
@@ -48,12 +49,21 @@ def fixture_functions(
 
 
 @pytest.fixture
-async def gateway(fixture_functions: list[Any]) -> AsyncIterator[httpx.AsyncClient]:
-    gw = Gateway(fixture_functions, DeliveryPolicy(attempts=4, initial_backoff_s=0.05))
+async def gateway(
+    fixture_functions: list[Any], stack_settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    gw = Gateway(
+        fixture_functions,
+        local_issuer(stack_settings),
+        DeliveryPolicy(attempts=4, initial_backoff_s=0.05),
+    )
     app = gw.app()
     async with gw.lifespan(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        publisher = {"authorization": f"Bearer {gw.publisher_token('tests')}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=publisher
+        ) as client:
             client.gateway = gw  # type: ignore[attr-defined]
             yield client
 
@@ -92,9 +102,17 @@ async def test_broker_delivers_by_filter_and_routes_the_reply(
     gateway: httpx.AsyncClient, echo_log: Path
 ) -> None:
     body = structured("test.ping", "ping-1", {"n": 41})
+    anonymous = await gateway.post(
+        "/brokers/default",
+        headers={**CE_JSON, "authorization": ""},
+        content=json.dumps(structured("test.ping", "anon-1", {"n": 1})),
+    )
+    assert anonymous.status_code == 401  # a publisher without a token for the broker
     response = await gateway.post("/brokers/default", headers=CE_JSON, content=json.dumps(body))
     assert response.status_code == 202
-    await eventually(lambda: deliveries(echo_log, fn="echo", id="ping-1"))
+    delivered = await eventually(lambda: deliveries(echo_log, fn="echo", id="ping-1"))
+    assert delivered[0]["verified"] is True  # the delivery carried a token for echo's audience
+    assert deliveries(echo_log, id="anon-1") == []
     # The subscriber's reply (test.pong) went back into the broker and reached its subscriber.
     pong = await eventually(lambda: deliveries(echo_log, fn="sink", type="test.pong"))
     assert pong[0]["data"] == {"n": 42} and pong[0]["id"] == "re-ping-1"
@@ -186,7 +204,10 @@ async def test_minio_notifications_become_cloudevents(
     gateway: httpx.AsyncClient, echo_log: Path
 ) -> None:
     key = "tenant-1/staff 7/front.jpg"
-    response = await gateway.post("/minio/events", json=minio_notification(key))
+    webhook = {"authorization": f"Bearer {gateway.gateway.issuer.minio_token}"}  # type: ignore[attr-defined]
+    unsigned = await gateway.post("/minio/events", json=minio_notification(key))
+    assert unsigned.status_code == 401  # the broker's publisher token is not the webhook's
+    response = await gateway.post("/minio/events", json=minio_notification(key), headers=webhook)
     assert response.status_code == 202 and response.json() == {"deliveries": 1}
     got = await eventually(lambda: deliveries(echo_log, fn="sink", subject=key))
     assert got[0]["type"] == "io.minio.s3:ObjectCreated:Put"
@@ -197,9 +218,9 @@ async def test_minio_notifications_become_cloudevents(
         minio_notification("tenant-1/a.jpg", bucket="faces-raw"),
         minio_notification("tenant-1/b.jpg", name="s3:ObjectRemoved:Delete"),
     ):
-        response = await gateway.post("/minio/events", json=miss)
+        response = await gateway.post("/minio/events", json=miss, headers=webhook)
         assert response.json() == {"deliveries": 0}
-    bad = await gateway.post("/minio/events", content=b'{"EventName": "x"}')
+    bad = await gateway.post("/minio/events", content=b'{"EventName": "x"}', headers=webhook)
     assert bad.status_code == 400
 
 
@@ -210,6 +231,16 @@ async def test_http_ingress_routes_by_prefix(gateway: httpx.AsyncClient) -> None
         "query": "q=1",
     }
     assert (await gateway.get("/nobody-serves-this")).status_code == 404
+    for path in ("/echo/a%0Ab", "/echo/%00", "/echo/%7F", "/echo/a%09b"):  # never a crash
+        assert (await gateway.get(path)).status_code < 500, path
+    # a server hands the gateway the decoded path: control characters are the caller's fault
+    gw: Gateway = gateway.gateway  # type: ignore[attr-defined]
+    for raw in ("/echo/a\tb", "/echo/a\x00", "/echo/\x7f"):
+        scope: dict[str, Any] = {
+            "type": "http", "method": "GET", "path": raw, "headers": [], "query_string": b""
+        }  # fmt: skip
+        refused = await gw.http_ingress(Request(scope, _empty_body))
+        assert refused.status_code == 400, raw
 
 
 async def test_visitlens_dev_serves_the_api_end_to_end(
@@ -242,6 +273,10 @@ async def test_visitlens_dev_serves_the_api_end_to_end(
     finally:
         terminate("visitlens dev", proc.pid)
     assert proc.wait(timeout=20) is not None
+
+
+async def _empty_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _up(base: str) -> bool:

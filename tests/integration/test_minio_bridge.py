@@ -7,17 +7,20 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from cloudevents.http import from_http
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from visitlens.config import EventAuthSettings
 from visitlens.runtime.minio_bridge import create_app
 from visitlens.stack.processes import free_port
 
@@ -27,7 +30,8 @@ def sink() -> Iterator[tuple[str, list[Any]]]:
     received: list[Any] = []
 
     async def collect(request: Request) -> Response:
-        received.append(from_http(dict(request.headers), await request.body()))
+        event = from_http(dict(request.headers), await request.body())
+        received.append((event, request.headers.get("authorization")))
         return Response(status_code=202)
 
     port = free_port()
@@ -42,9 +46,17 @@ def sink() -> Iterator[tuple[str, list[Any]]]:
     thread.join(5)
 
 
-async def test_records_become_cloudevents_on_the_sink(sink: tuple[str, list[Any]]) -> None:
+async def test_records_become_cloudevents_on_the_sink(
+    sink: tuple[str, list[Any]], tmp_path: Path
+) -> None:
     url, received = sink
-    app = create_app(url, "s3cret-token")
+    publisher = tmp_path / "token"
+    publisher.write_text("publisher-token\n")
+    app = create_app(
+        EventAuthSettings(
+            sink=url, minio_token=SecretStr("s3cret-token"), publish_token_file=publisher
+        )
+    )
     record = {
         "eventName": "s3:ObjectCreated:Put",
         "eventTime": "2026-11-21T10:00:00.000Z",
@@ -62,9 +74,12 @@ async def test_records_become_cloudevents_on_the_sink(sink: tuple[str, list[Any]
             "/", content=b"not json", headers={"authorization": "Bearer s3cret-token"}
         )
         assert bad.status_code == 400
+        raw = await c.post("/", json={"Records": []}, headers={"authorization": "s3cret-token"})
+        assert raw.status_code == 202  # MinIO may send the token without the Bearer scheme
     await asyncio.sleep(0)
     assert len(received) == 2
-    event = received[0]
+    event, authorization = received[0]
+    assert authorization == "Bearer publisher-token"  # the bridge proves itself to the Broker
     assert event["type"] == "io.minio.s3:ObjectCreated:Put"
     assert event["source"] == "minio:s3:::faces-derived"
     assert event["subject"] == "staff-faces/t/s/front photo.jpg"  # MinIO's URL-encoding undone

@@ -14,7 +14,7 @@ from visitlens.errors import ConfigurationError, InvalidInput, MethodNotAllowed,
 from visitlens.http.pagination import decode_cursor, encode_cursor
 from visitlens.http.problems import from_validation_error, problem_response
 from visitlens.http.router import Router
-from visitlens.http.surface import all_routes, openapi_document
+from visitlens.http.surface import EVENT_ROUTES, all_routes, openapi_document
 from visitlens.runtime.gateway import _bucket_matches
 from visitlens.runtime.spec import BucketTrigger, discover, load
 
@@ -68,8 +68,10 @@ def test_cursor_round_trip_and_garbage() -> None:
 def test_openapi_lists_every_route() -> None:
     doc = openapi_document()
     operations = sum(len(v) for v in doc["paths"].values())
-    assert operations == len(all_routes()) > len(ROUTES)
+    assert operations == len(all_routes()) + len(EVENT_ROUTES) > len(ROUTES)
     assert "/v1/match/{tenant_id}" in doc["paths"]
+    for path in ("/v1/events", "/brokers/{broker}", "/minio/events"):  # fuzzed too
+        assert "post" in doc["paths"][path]
 
 
 def test_function_specs_load_and_validate(tmp_path: Path) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -11,6 +16,7 @@ _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("visitlens-timing-equaliser")
 
 MIN_PASSWORD_LENGTH = 12
+T = TypeVar("T")
 
 
 def hash_password(password: str) -> str:
@@ -26,3 +32,21 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _HASHER.check_needs_rehash(password_hash)
+
+
+class OffLoopHasher:
+    """argon2 in worker threads, at most ``concurrency`` at once: a burst of logins costs CPU on
+    the side, never the event loop (health checks and every other request stay fast)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._slots:
+            return fn(*args)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await asyncio.to_thread(self._run, verify_password, password_hash, password)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._run, hash_password, password)

@@ -32,6 +32,10 @@ def _response(grant: TokenGrant) -> TokenResponse:
 async def issue_token(ctx: Ctx[ApiServices]) -> TokenResponse:
     grant = (await ctx.body(TokenRequest)).root
     auth = ctx.services.auth
+    logins = ctx.services.logins
+    peer = ctx.request.client.host if ctx.request.client else None
+    address = logins.client_address(peer, ctx.request.headers.get("x-forwarded-for"))
+    await logins.check(address, grant.email if isinstance(grant, PasswordGrant) else None)
     if isinstance(grant, PasswordGrant):
         result = await auth.grant_password(grant.email, grant.password.get_secret_value())
     elif isinstance(grant, ApiKeyGrant):

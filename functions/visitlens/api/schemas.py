@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     RootModel,
     SecretStr,
+    ValidationInfo,
     field_validator,
 )
 
@@ -35,10 +36,35 @@ VisitWindow = Annotated[
 ]
 
 
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+"""Dates a request may name: visitlens holds nothing before, and date arithmetic stays in range."""
+
+
 class Input(BaseModel):
-    """Bodies and queries: unknown fields are errors, strings are stripped."""
+    """Bodies and queries: unknown fields are errors, strings are stripped, dates are bounded."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plausible_dates(cls, value: object) -> object:
+        if isinstance(value, date) and not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise ValueError(f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+        return value
+
+
+class Patch(Input):
+    """A partial update: a field left out keeps its value; an explicit null is refused unless the
+    field may be empty (``nullable``), so a PATCH can never write NULL into a required column."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("must not be null (leave the field out to keep its value)")
+        return value
 
 
 class Output(BaseModel):
@@ -105,15 +131,27 @@ class Me(Output):
 # --- tenants -------------------------------------------------------------------------------
 
 
+ReplayHorizon = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=3650,
+        description="events older than this many days are refused (edge replay after an outage)",
+    ),
+]
+
+
 class TenantCreate(Input):
     slug: Slug
     name: Name
     raw_retention_days: RetentionDays = 30
+    replay_horizon_days: ReplayHorizon = 30
 
 
-class TenantUpdate(Input):
+class TenantUpdate(Patch):
     name: Name | None = None
     raw_retention_days: RetentionDays | None = None
+    replay_horizon_days: ReplayHorizon | None = None
     active: bool | None = Field(default=None, description="system admins only")
 
 
@@ -122,6 +160,7 @@ class TenantOut(Output):
     slug: str
     name: str
     raw_retention_days: int
+    replay_horizon_days: int
     active: bool
     created_at: datetime
     updated_at: datetime
@@ -139,7 +178,8 @@ class SiteCreate(Input):
     _tz = field_validator("timezone")(_check_timezone)
 
 
-class SiteUpdate(Input):
+class SiteUpdate(Patch):
+    nullable = frozenset({"address"})
     name: Name | None = None
     timezone: str | None = None
     address: str | None = Field(default=None, max_length=500)
@@ -170,7 +210,7 @@ class CameraCreate(Input):
     enabled: bool = True
 
 
-class CameraUpdate(Input):
+class CameraUpdate(Patch):
     name: Name | None = None
     kind: CameraKind | None = None
     enabled: bool | None = None
@@ -201,7 +241,7 @@ class UserCreate(Input):
     password: Password
 
 
-class UserUpdate(Input):
+class UserUpdate(Patch):
     display_name: str | None = Field(default=None, max_length=200)
     role: TenantRole | None = None
     site_ids: list[UUID] | None = Field(default=None, max_length=1000)

@@ -11,6 +11,7 @@ from visitlens.adapters.postgres import Database
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
+from visitlens.http.ratelimit import LoginLimiter
 from visitlens.runtime.lazy import Lazy
 
 
@@ -22,6 +23,7 @@ class ApiServices:
     auth: AuthService
     presigner: Minio
     """Signs snapshot upload URLs for the address edge workers reach (no request is made)."""
+    logins: LoginLimiter
 
 
 def lazy_api_services(settings: Settings) -> Lazy[ApiServices]:
@@ -30,6 +32,11 @@ def lazy_api_services(settings: Settings) -> Lazy[ApiServices]:
         from visitlens.stack.endpoints import s3_endpoint
 
         endpoint = settings.s3.public_endpoint or s3_endpoint(settings)
-        return ApiServices(settings, *build_auth(settings), s3.client(settings.s3, endpoint))
+        return ApiServices(
+            settings,
+            *build_auth(settings),
+            s3.client(settings.s3, endpoint),
+            LoginLimiter(settings.http),
+        )
 
     return Lazy(build)

@@ -52,6 +52,13 @@ async def update_tenant(ctx: Ctx[ApiServices]) -> TenantOut:
         raise Forbidden("only a system admin can activate or deactivate a tenant")
     async with ctx.services.db.transaction(ctx.principal.db_scope(tenant_id)) as conn:
         row = await TENANTS.update(conn, tenant_id, changes)
+        if changes.get("active") is False:
+            # Every session of the tenant ends now; access tokens fail their live check.
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() "
+                "WHERE tenant_id = $1 AND revoked_at IS NULL",
+                tenant_id,
+            )
         await audit.record(
             conn,
             ctx.principal,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.adapters.passwords import hash_password
 from visitlens.api import audit
 from visitlens.api.schemas import UserCreate, UserOut, UserUpdate
 from visitlens.api.scope import check_role_scope, require_sites_exist, tenant_tx
@@ -34,7 +33,7 @@ async def create_user(ctx: Ctx[ApiServices]) -> UserOut:
     check_role_scope(body.role, body.site_ids)
     values = body.model_dump(exclude={"password"})
     values["email"] = str(body.email).lower()
-    values["password_hash"] = hash_password(body.password)
+    values["password_hash"] = await ctx.services.auth.hash_password(body.password)
     async with tenant_tx(ctx, tenant_id) as conn:
         await require_sites_exist(conn, body.site_ids, "body.site_ids")
         row = await USERS.insert(conn, {"tenant_id": tenant_id, **values})
@@ -57,7 +56,7 @@ async def update_user(ctx: Ctx[ApiServices]) -> UserOut:
     body = await ctx.body(UserUpdate)
     changes = body.model_dump(exclude_unset=True, exclude={"password"})
     if body.password is not None:
-        changes["password_hash"] = hash_password(body.password)
+        changes["password_hash"] = await ctx.services.auth.hash_password(body.password)
     async with tenant_tx(ctx, tenant_id) as conn:
         current = await USERS.get(conn, user_id, [Filter("tenant_id", tenant_id)])
         role = changes.get("role", current["role"])

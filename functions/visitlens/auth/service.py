@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from visitlens.adapters.jwt_keys import KeyRing
-from visitlens.adapters.passwords import hash_password, needs_rehash, verify_password
+from visitlens.adapters.passwords import OffLoopHasher, needs_rehash
 from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth import secrets as opaque
 from visitlens.auth.principal import Principal, PrincipalKind, Role
@@ -38,15 +38,44 @@ class TokenGrant:
 
 
 class AuthService:
-    def __init__(self, db: Database, keys: KeyRing, settings: AuthSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyRing,
+        settings: AuthSettings,
+        hasher: OffLoopHasher | None = None,
+    ) -> None:
         self._db = db
         self._keys = keys
         self._settings = settings
+        self._hasher = hasher or OffLoopHasher(2)
+
+    async def hash_password(self, password: str) -> str:
+        """An argon2id hash, computed off the event loop."""
+        return await self._hasher.hash(password)
 
     # --- verification -------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The principal of an ``Authorization: Bearer …`` header, or 401."""
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an ``Authorization: Bearer …`` header, or 401.
+
+        The signature proves who the token was issued to; one look-up proves that subject may
+        still act (user not disabled, key not revoked, tenant active), so deactivation ends every
+        token at once rather than when it expires."""
+        principal = self.verify(authorization)
+        if not await self.is_active(principal):
+            raise Unauthenticated("account disabled or tenant deactivated")
+        return principal
+
+    async def is_active(self, principal: Principal) -> bool:
+        async with self._db.transaction(DbScope.none()) as conn:
+            active = await conn.fetchval(
+                "SELECT auth_principal_active($1, $2)", principal.kind.value, principal.subject
+            )
+        return bool(active)
+
+    def verify(self, authorization: str | None) -> Principal:
+        """The principal a token was issued to (signature, expiry, claims); no database."""
         if not authorization:
             raise Unauthenticated("missing bearer token")
         scheme, _, token = authorization.partition(" ")
@@ -90,7 +119,7 @@ class AuthService:
         async with self._db.transaction(DbScope.none()) as conn:
             row = await conn.fetchrow("SELECT * FROM auth_find_user($1)", email)
         stored = row["password_hash"] if row is not None else None
-        if not verify_password(stored, password) or row is None:
+        if not await self._hasher.verify(stored, password) or row is None:
             raise Unauthenticated("unknown e-mail or wrong password")
         if row["disabled"] or not row["tenant_active"]:
             raise Unauthenticated("account disabled")
@@ -102,7 +131,7 @@ class AuthService:
                 await conn.execute(
                     "UPDATE users SET password_hash = $2 WHERE id = $1",
                     row["id"],
-                    hash_password(password),
+                    await self._hasher.hash(password),
                 )
             refresh = await self._store_refresh(conn, principal, family)
         logger.info("password grant user=%s role=%s", principal.subject, principal.role)
@@ -167,8 +196,11 @@ class AuthService:
                     "WHERE u.id = $1",
                     row["user_id"],
                 )
-                if user is None or user["disabled"]:
-                    raise Unauthenticated("account disabled")
+                active = row["tenant_id"] is None or await conn.fetchval(
+                    "SELECT active FROM tenants WHERE id = $1", row["tenant_id"]
+                )
+                if user is None or user["disabled"] or not active:
+                    raise Unauthenticated("account disabled or tenant deactivated")
                 principal = _user_principal(user)
                 refresh = await self._store_refresh(conn, principal, row["family_id"])
                 await conn.execute(

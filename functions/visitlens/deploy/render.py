@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from visitlens import __version__
+from visitlens.adapters.event_tokens import broker_audience, function_audience
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -77,8 +78,14 @@ def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
         },
         "securityContext": SECURITY,
         "volumeMounts": [
-            {"name": "keys", "mountPath": "/var/run/visitlens/keys", "readOnly": True}
-        ],
+            {"name": "keys", "mountPath": "/var/run/visitlens/keys", "readOnly": True},
+            {"name": "event-issuer", "mountPath": ISSUER_DIR, "readOnly": True},
+        ]
+        + (
+            [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True}]
+            if spec.publishes
+            else []
+        ),
     }
 
 
@@ -102,8 +109,10 @@ def knative_service(spec: FunctionSpec, image: str) -> dict[str, Any]:
                     "containers": [_container(spec, image)],
                     "volumes": [
                         {"name": "keys", "secret": {"secretName": "visitlens-jwt-keys"}},
+                        {"name": "event-issuer", "configMap": {"name": "visitlens-event-issuer"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                    ],
+                    ]
+                    + ([_publisher_volume()] if spec.publishes else []),
                 },
             }
         },
@@ -111,7 +120,26 @@ def knative_service(spec: FunctionSpec, image: str) -> dict[str, Any]:
 
 
 def _subscriber(spec: FunctionSpec) -> dict[str, Any]:
-    return {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": spec.name}}
+    """The function as a sink; with Knative's ``authentication-oidc`` the sender requests a token
+    for ``audience``, which the function verifies (ADR 0010)."""
+    return {
+        "ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": spec.name},
+        "audience": function_audience(spec.name),
+    }
+
+
+PUBLISH_TOKEN_DIR = "/var/run/visitlens/broker-token"  # noqa: S105 - a mount path
+ISSUER_DIR = "/var/run/visitlens/event-issuer"
+
+
+def _publisher_volume() -> dict[str, Any]:
+    """A projected service-account token for the Broker's audience (rotated by the kubelet)."""
+    return {
+        "name": "broker-token",
+        "projected": {"sources": [{"serviceAccountToken": {
+            "audience": broker_audience(BROKER), "expirationSeconds": 3600, "path": "token",
+        }}]},
+    }  # fmt: skip
 
 
 def event_resources(spec: FunctionSpec) -> list[dict[str, Any]]:
@@ -212,8 +240,13 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
         "data": {"VISITLENS_ENV": "prod", "VISITLENS_LOG_LEVEL": "INFO",
                  "VISITLENS_AUTH__KEYS_DIR": "/var/run/visitlens/keys",
                  "VISITLENS_MODELS__DIR": "/app/models",
-                 # memory:// counts per instance; point it at a Redis to share the counters.
-                 "VISITLENS_HTTP__RATE_LIMIT_STORAGE": "memory://"},
+                 # Sender identity of event deliveries (ADR 0010): the cluster's service-account
+                 # issuer; its JWK Set (`kubectl get --raw /openid/v1/jwks`) is in a ConfigMap.
+                 "VISITLENS_EVENTS__ISSUER": "https://kubernetes.default.svc.cluster.local",
+                 "VISITLENS_EVENTS__JWKS_FILE": f"{ISSUER_DIR}/jwks.json",
+                 "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE": f"{PUBLISH_TOKEN_DIR}/token",
+                 # Shared counters for every replica (ADR 0010); memory:// only for one replica.
+                 "VISITLENS_HTTP__RATE_LIMIT_STORAGE": "redis://visitlens-redis:6379/0"},
     }])  # fmt: skip
     files["broker.yaml"] = _dump([{
         "apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
@@ -227,10 +260,13 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
             "name": "bridge", "image": image,
             "args": ["visitlens", "minio-bridge", "--port", str(PORT)],
             "ports": [{"containerPort": PORT}],
-            "env": [{"name": "K_SINK", "value": f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/{BROKER}"}],
+            "env": [{"name": "K_SINK", "value": f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/{BROKER}"},
+                    {"name": "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE", "value": f"{PUBLISH_TOKEN_DIR}/token"}],
+            # VISITLENS_EVENTS__MINIO_TOKEN: the webhook's auth_token, from the secret
             "envFrom": [{"secretRef": {"name": "visitlens-secrets"}}],
             "securityContext": SECURITY,
-        }]}}},
+            "volumeMounts": [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True}],
+        }], "volumes": [_publisher_volume()]}}},
     }])  # fmt: skip
     resources = ["namespace.yaml", "config.yaml", "broker.yaml", "minio-bridge.yaml"]
     for spec in specs:

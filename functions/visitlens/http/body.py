@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, UnsupportedMediaType
-from visitlens.http.problems import from_validation_error
+from visitlens.validation import from_validation_error, refuse_nul
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +45,9 @@ async def parse_json_body(request: Request, model: type[M], limit: int) -> M:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedBody(f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("malformed JSON: nested too deeply") from exc
+    refuse_nul(data, "body")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -53,6 +56,7 @@ async def parse_json_body(request: Request, model: type[M], limit: int) -> M:
 
 def parse_data(data: object, model: type[M], prefix: str = "data") -> M:
     """An already-decoded payload (a CloudEvent's data) as ``model``; 422 naming every field."""
+    refuse_nul(data, prefix)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -60,6 +64,7 @@ def parse_data(data: object, model: type[M], prefix: str = "data") -> M:
 
 
 def parse_query(params: dict[str, str], model: type[M]) -> M:
+    refuse_nul(params, "query")
     try:
         return model.model_validate(params)
     except ValidationError as exc:

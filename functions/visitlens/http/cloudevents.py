@@ -4,8 +4,10 @@ errors into problem documents with a logged rejection."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import os
+import re
 from typing import Any
 
 import httpx
@@ -21,7 +23,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from visitlens.errors import MalformedBody, VisitlensError
+from visitlens.adapters.event_tokens import read_token_file
+from visitlens.config import EventAuthSettings
+from visitlens.errors import InvalidInput, MalformedBody, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
 
@@ -31,12 +35,37 @@ AUTH_EXTENSION = "authtoken"
 """Extension attribute that carries the worker's bearer token through a broker (never logged)."""
 
 
+MAX_ATTRIBUTE_LENGTH = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 async def read_event(request: Request, limit: int) -> CloudEvent:
+    """A binary or structured CloudEvent within ``limit`` bytes whose context attributes are
+    usable as keys: ``id``, ``source`` and ``type`` present, short, free of control characters."""
     body = await read_limited(request, limit)
     try:
-        return from_http(dict(request.headers), body)
-    except CloudEventError as exc:
+        event = from_http(dict(request.headers), body)
+    except (CloudEventError, ValueError, TypeError) as exc:  # the SDK raises all three
         raise MalformedBody(f"not a CloudEvent: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedBody("not a CloudEvent: JSON nested too deeply") from exc
+    for name in ("id", "source", "type"):
+        value = event.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"the CloudEvent attribute {name!r} must not be empty", field=name)
+        if len(value) > MAX_ATTRIBUTE_LENGTH or _CONTROL.search(value):
+            raise InvalidInput(
+                f"the CloudEvent attribute {name!r} must be at most {MAX_ATTRIBUTE_LENGTH} "
+                "printable characters",
+                field=name,
+            )
+    return event
+
+
+def data_digest(event: CloudEvent) -> bytes:
+    """SHA-256 of the event's data in canonical JSON: what makes two deliveries the same event."""
+    canonical = json.dumps(event.data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).digest()
 
 
 def is_cloudevent(request: Request) -> bool:
@@ -45,11 +74,14 @@ def is_cloudevent(request: Request) -> bool:
     return "ce-specversion" in request.headers or media_type == "application/cloudevents+json"
 
 
-def bearer(request: Request, event: CloudEvent) -> str | None:
-    """The caller's token: the Authorization header, else the ``authtoken`` extension."""
-    header = request.headers.get("authorization")
-    if header:
-        return header
+def is_delivery(request: Request) -> bool:
+    """A CloudEvent posted to the function's root: what a Trigger, a PingSource or the bucket
+    bridge sends. CloudEvent headers on any other path are an ordinary HTTP request."""
+    return request.url.path == "/" and is_cloudevent(request)
+
+
+def bearer(event: CloudEvent) -> str | None:
+    """The worker's token carried through a broker in the ``authtoken`` extension."""
     token = event.get(AUTH_EXTENSION)
     return f"Bearer {token}" if token else None
 
@@ -59,14 +91,19 @@ def reply(attributes: dict[str, Any], data: dict[str, Any]) -> Response:
     return Response(body, status_code=200, headers=headers)
 
 
-async def publish(attributes: dict[str, Any], data: dict[str, Any]) -> bool:
-    """Post an event to ``K_SINK`` (a Knative SinkBinding, or the local gateway's Broker), a few
-    tries; False (logged) when there is no sink or it stays unavailable — consumers that must not
-    miss anything also reconcile on a schedule (the aggregate tick)."""
-    sink = os.environ.get("K_SINK")
+async def publish(
+    settings: EventAuthSettings, attributes: dict[str, Any], data: dict[str, Any]
+) -> bool:
+    """Post an event to the sink (``K_SINK``: a Knative SinkBinding, or the local gateway's
+    Broker) with the publisher's token, a few tries; False (logged) when there is no sink or it
+    stays unavailable — consumers that must not miss anything also reconcile on a schedule."""
+    sink = settings.sink
     if not sink:
         return False
     headers, body = to_binary(CloudEvent(attributes, data))
+    token = read_token_file(settings.publish_token_file)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(3),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from visitlens.contracts import MODELS, EventType
 from visitlens.http.router import Route
 
 _CONVERTOR = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
@@ -129,3 +131,112 @@ def build(routes: Sequence[Route], title: str, version: str) -> dict[str, Any]:
             },
         },
     }
+
+
+@dataclass(frozen=True, slots=True)
+class EventRoute:
+    """A CloudEvent entry point (structured mode documented; binary mode carries the same
+    attributes as ``ce-`` headers)."""
+
+    path: str
+    summary: str
+    event_types: tuple[EventType, ...]
+    responses: dict[str, str]
+    security: str = "bearer"
+
+
+def _cloudevent_schema(types: tuple[EventType, ...], refs: dict[EventType, str]) -> dict[str, Any]:
+    attribute = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\x00-\x1f]+$"}
+    data: dict[str, Any] = (
+        {"anyOf": [{"$ref": refs[t]} for t in types]} if types else {"type": "object"}
+    )
+    return {
+        "type": "object",
+        "required": ["specversion", "id", "source", "type"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": attribute,
+            "source": attribute,
+            "type": {"enum": [t.value for t in types]} if types else attribute,
+            "subject": {"type": "string"},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "authtoken": {"type": "string", "description": "the worker's token via a broker"},
+            "data": data,
+        },
+    }
+
+
+def add_event_routes(document: dict[str, Any], routes: Sequence[EventRoute]) -> dict[str, Any]:
+    """``document`` with the CloudEvent entry points, their data schemas and security schemes."""
+    models = {t: MODELS[t] for route in routes for t in route.event_types}
+    schemas = document["components"]["schemas"]
+    refs: dict[EventType, str] = {}
+    for event_type, model in sorted(models.items(), key=lambda kv: kv[0].value):
+        name = "Event_" + event_type.schema_name.replace(".", "_")
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+        refs[event_type] = _REF.format(model=name)
+    for route in routes:
+        responses: dict[str, Any] = {
+            code: {"description": text} for code, text in route.responses.items()
+        }
+        for code, text in _ERRORS.items():
+            if code != "403" or route.security == "bearer":
+                responses[code] = {
+                    "description": text,
+                    "content": {"application/problem+json": {"schema": _PROBLEM}},
+                }
+        for code in ("400", "401", "413"):  # the gateway's own refusals are plain JSON
+            if route.security != "bearer":
+                responses[code] = {"description": _ERRORS[code]}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _CONVERTOR.findall(route.path)
+        ]
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": ["events"],
+            "operationId": "events_" + route.path.strip("/").replace("/", "_").strip("{}"),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/cloudevents+json": {
+                        "schema": _cloudevent_schema(route.event_types, refs)
+                    }
+                    if route.event_types or route.security != "webhook"
+                    else {"type": "object"},
+                },
+            },
+            "responses": responses,
+            "security": [{route.security: []}],
+        }
+        if route.security == "webhook":
+            op["requestBody"]["content"] = {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["Records"],
+                        "properties": {"Records": {"type": "array", "items": {"type": "object"}}},
+                    }
+                }
+            }
+        if params:
+            op["parameters"] = params
+        document["paths"].setdefault(_CONVERTOR.sub(r"{\1}", route.path), {})["post"] = op
+    document["components"]["securitySchemes"].update(
+        {
+            "publisher": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "a token for the broker's audience (ADR 0010)",
+            },
+            "webhook": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "the MinIO webhook's auth_token (ADR 0010)",
+            },
+        }
+    )
+    return document

@@ -5,16 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from visitlens.errors import (
-    FieldProblem,
-    InvalidInput,
-    RateLimited,
-    Unauthenticated,
-    VisitlensError,
-)
+from visitlens.errors import RateLimited, Unauthenticated, VisitlensError
+from visitlens.validation import from_validation_error
+
+__all__ = ["PROBLEM_JSON", "from_validation_error", "problem_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +32,3 @@ def problem_response(error: VisitlensError, headers: dict[str, str] | None = Non
     if isinstance(error, RateLimited):
         extra.setdefault("Retry-After", str(error.retry_after_s))
     return JSONResponse(body, status_code=error.status, headers=extra, media_type=PROBLEM_JSON)
-
-
-def from_validation_error(exc: ValidationError, prefix: str) -> InvalidInput:
-    """Every pydantic error at once, each with a dotted field path under ``prefix``."""
-    problems = []
-    for err in exc.errors(include_url=False, include_input=False):
-        path = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        problems.append(FieldProblem(path, message))
-    fields = ", ".join(p.field for p in problems)
-    return InvalidInput(f"invalid {prefix}: {fields}", problems=problems)

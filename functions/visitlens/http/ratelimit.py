@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -18,11 +19,17 @@ from visitlens.config import HttpSettings
 from visitlens.errors import RateLimited
 
 
+def _storage(uri: str) -> Any:
+    """Async counters: in memory, or in Redis through redis-py (shared by every replica)."""
+    uri = uri if uri.startswith("async+") else f"async+{uri}"
+    if uri.startswith(("async+redis://", "async+rediss://")):
+        return storage_from_string(uri, implementation="redispy")
+    return storage_from_string(uri)
+
+
 class RateLimiter:
     def __init__(self, settings: HttpSettings) -> None:
-        uri = settings.rate_limit_storage
-        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = MovingWindowRateLimiter(_storage(settings.rate_limit_storage))
         self._tenant = parse(settings.rate_limit_tenant) if settings.rate_limit_tenant else None
         self._key = parse(settings.rate_limit_api_key) if settings.rate_limit_api_key else None
         self._overrides = {t: parse(v) for t, v in settings.rate_limit_tenants.items()}
@@ -38,8 +45,45 @@ class RateLimiter:
             await self._hit(self._key, "api_key", str(principal.subject), "this API key")
 
     async def _hit(self, item: RateLimitItem, kind: str, key: str, who: str) -> None:
-        if await self._limiter.hit(item, kind, key):
-            return
-        stats = await self._limiter.get_window_stats(item, kind, key)
-        retry = max(1, math.ceil(stats.reset_time - time.time()))
-        raise RateLimited(f"{who} is over its rate of {item}; retry in {retry}s", retry)
+        await hit(self._limiter, item, kind, key, who)
+
+
+async def hit(
+    limiter: MovingWindowRateLimiter, item: RateLimitItem, kind: str, key: str, who: str
+) -> None:
+    """Count one request of ``key``; 429 with the seconds to wait when over ``item``."""
+    if await limiter.hit(item, kind, key):
+        return
+    stats = await limiter.get_window_stats(item, kind, key)
+    retry = max(1, math.ceil(stats.reset_time - time.time()))
+    raise RateLimited(f"{who} is over its rate of {item}; retry in {retry}s", retry)
+
+
+class LoginLimiter:
+    """Token grants per account and per client address: password guessing gets 429 with
+    Retry-After long before it gets anywhere, and one address cannot flood the password hasher."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self._limiter = MovingWindowRateLimiter(_storage(settings.rate_limit_storage))
+        self._account = parse(settings.rate_limit_login_account)
+        self._address = parse(settings.rate_limit_login_address)
+        self._trusted = frozenset(settings.trusted_proxies)
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The caller's address: the peer, or behind a trusted proxy the last address that proxy
+        chain did not add itself (X-Forwarded-For is otherwise the client's to forge)."""
+        address = peer or "unknown"
+        if address in self._trusted and forwarded_for:
+            hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+            while hops and hops[-1] in self._trusted:
+                hops.pop()
+            if hops:
+                address = hops[-1]
+        return address
+
+    async def check(self, address: str, account: str | None) -> None:
+        await hit(self._limiter, self._address, "login_address", address, "this address")
+        if account is not None:
+            await hit(
+                self._limiter, self._account, "login_account", account.lower(), "this account"
+            )

@@ -37,7 +37,7 @@ S = TypeVar("S")
 
 
 class Authenticator(Protocol):
-    def authenticate(self, authorization: str | None) -> Principal: ...
+    async def authenticate(self, authorization: str | None) -> Principal: ...
 
 
 @dataclass(slots=True)
@@ -128,7 +128,7 @@ class Router(Generic[S]):
             principal = None
             if not route.public:
                 authorization = request.headers.get("authorization")
-                principal = self._authenticator(services).authenticate(authorization)
+                principal = await self._authenticator(services).authenticate(authorization)
                 if self._limiter is not None:
                     await self._limiter.check(principal)
                 if route.roles:

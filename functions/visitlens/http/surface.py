@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from visitlens import __version__
+from visitlens.contracts import EventType
 from visitlens.http import openapi
 from visitlens.http.router import Route
 
@@ -22,4 +23,34 @@ def all_routes() -> list[Route]:
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    return openapi.build(all_routes(), "visitlens API", __version__)
+    document = openapi.build(all_routes(), "visitlens API", __version__)
+    return openapi.add_event_routes(document, EVENT_ROUTES)
+
+
+EVENT_ROUTES = [
+    openapi.EventRoute(
+        path="/v1/events",
+        summary="A face.detected event from an edge worker (its worker token): counted exactly "
+        "once; the reply is a visit.recorded CloudEvent",
+        event_types=(EventType.FACE_DETECTED_V2, EventType.FACE_DETECTED_V1),
+        responses={"200": "Counted (or the stored answer to a replay): visit.recorded, binary mode",
+                   "204": "A staff member: counted on the device, no visit",
+                   "409": "The same event id was already counted with other data"},
+    ),
+    openapi.EventRoute(
+        path="/brokers/{broker}",
+        summary="The Broker's ingress (local runner; Knative's broker-ingress in a cluster): a "
+        "CloudEvent from a publisher holding a token for the broker's audience",
+        event_types=tuple(EventType),
+        responses={"202": "Accepted for delivery to every matching trigger"},
+        security="publisher",
+    ),
+    openapi.EventRoute(
+        path="/minio/events",
+        summary="MinIO's bucket-notification webhook (local runner; the minio-bridge Service in a "
+        "cluster), authenticated by the webhook's auth_token",
+        event_types=(),
+        responses={"202": "One CloudEvent per matching record, queued for delivery"},
+        security="webhook",
+    ),
+]  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import numpy as np
@@ -21,7 +21,7 @@ from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth.principal import Principal, Role
 from visitlens.config import IdentitySettings
 from visitlens.contracts import SEED_MODEL_ID, FaceDetectedV1, FaceDetectedV2
-from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.errors import Conflict, InvalidInput, VisitlensError
 from visitlens.identity.decisions import (
     Decision,
     OpenVisit,
@@ -33,6 +33,7 @@ from visitlens.identity.decisions import (
     decide,
     visit_change,
 )
+from visitlens.tenancy.object_keys import require_camera_key
 from visitlens.tenancy.scope import DbScope
 from visitlens.vision.types import Floats
 
@@ -62,6 +63,7 @@ class Track:
     shots: tuple[Shot, ...]
     snapshot_key: str | None
     staff_by_edge: bool = False
+    shots_from_v2: bool = True
 
     @classmethod
     def from_v2(cls, data: FaceDetectedV2) -> Track:
@@ -80,7 +82,7 @@ class Track:
         return cls(
             data.tenant_id, data.site_id, data.camera_id, event_id, data.ts, data.ts,
             SEED_MODEL_ID, len(embedding), (Shot(embedding, quality),), data.snapshot_url,
-            staff_by_edge=data.is_staff_local,
+            staff_by_edge=data.is_staff_local, shots_from_v2=False,
         )  # fmt: skip
 
 
@@ -89,6 +91,8 @@ class EventKey:
     source: str
     event_id: str
     event_type: str
+    digest: bytes | None = None
+    """SHA-256 of the event's data: the same id with other data is a conflict, not a replay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,32 @@ class IngestResult:
     replayed: bool
 
 
+def check_times(track: Track, now: datetime, settings: IdentitySettings) -> None:
+    """A pass may not end in the future (beyond the allowed clock skew) nor last longer than
+    ``max_pass_s``: either would corrupt dwell times and hourly counts."""
+    skew = timedelta(seconds=settings.max_clock_skew_s)
+    field = "data.last_seen" if track.shots_from_v2 else "data.ts"
+    if track.last_seen > now + skew:
+        raise InvalidInput(
+            f"lies more than {settings.max_clock_skew_s}s in the future (check the edge clock)",
+            field=field,
+        )
+    if track.last_seen - track.first_seen > timedelta(seconds=settings.max_pass_s):
+        raise InvalidInput(
+            f"a pass may last at most {settings.max_pass_s}s; send long stays in segments",
+            field=field,
+        )
+
+
+def check_horizon(track: Track, now: datetime, horizon_days: int) -> None:
+    """Events older than the tenant's replay horizon are refused, not counted into old reports."""
+    if track.first_seen < now - timedelta(days=horizon_days):
+        field = "data.first_seen" if track.shots_from_v2 else "data.ts"
+        raise InvalidInput(
+            f"older than this tenant's replay horizon of {horizon_days} days", field=field
+        )
+
+
 def expected_source(track: Track) -> str:
     return f"/tenants/{track.tenant_id}/sites/{track.site_id}/cameras/{track.camera_id}"
 
@@ -122,7 +152,9 @@ class IngestService:
         self._gallery = gallery
         self._settings = settings
 
-    def check(self, principal: Principal, key: EventKey, track: Track) -> None:
+    def check(
+        self, principal: Principal, key: EventKey, track: Track, now: datetime | None = None
+    ) -> None:
         """Everything that makes an event permanently unacceptable, before any work is done."""
         principal.require_role(*INGEST_ROLES)
         principal.require_tenant(track.tenant_id)
@@ -133,6 +165,12 @@ class IngestService:
                 f"source must be {expected_source(track)} for this tenant, site and camera",
                 field="source",
             )
+        check_times(track, now or datetime.now(UTC), self._settings)
+        if track.snapshot_key is not None:
+            require_camera_key(
+                track.snapshot_key, track.tenant_id, track.site_id, track.camera_id,
+                "data.snapshot_key" if track.shots_from_v2 else "data.snapshot_url",
+            )  # fmt: skip
         if track.model_id != self._gallery.model_id or track.dim != self._gallery.dim:
             raise InvalidInput(
                 f"embeddings of model {track.model_id} ({track.dim}-D) do not belong in this "
@@ -148,13 +186,15 @@ class IngestService:
             if stored is not None:
                 return stored
             site = await conn.fetchrow(
-                "SELECT s.visit_window_s FROM cameras c JOIN sites s ON s.id = c.site_id "
+                "SELECT s.visit_window_s, t.replay_horizon_days FROM cameras c "
+                "JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = s.tenant_id "
                 "WHERE c.id = $1 AND c.site_id = $2",
                 track.camera_id,
                 track.site_id,
             )
             if site is None:
                 raise InvalidInput("unknown camera at this site", field="data.camera_id")
+            check_horizon(track, datetime.now(UTC), site["replay_horizon_days"])
             excluded = await _busy_people(conn, track)
 
         decision = await self._decide(track, excluded, scope)
@@ -165,12 +205,13 @@ class IngestService:
                 sighting_id = await conn.fetchval(
                     "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
                     "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
-                    "snapshot_key) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
+                    "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
+                    "$14) "
                     "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
                     track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
                     key.event_type, track.first_seen, track.last_seen, track.track_id,
                     decision.outcome.value, decision.similarity,
-                    max(s.quality for s in track.shots), track.snapshot_key,
+                    max(s.quality for s in track.shots), track.snapshot_key, key.digest,
                 )  # fmt: skip
                 if sighting_id is None:  # a concurrent delivery of the same event won the race
                     replay = await _stored_result(conn, track.tenant_id, key)
@@ -346,7 +387,7 @@ async def _busy_people(conn: Connection, track: Track) -> frozenset[UUID]:
 async def _stored_result(conn: Connection, tenant_id: UUID, key: EventKey) -> IngestResult | None:
     row: Record | None = await conn.fetchrow(
         "SELECT s.id, s.decision, s.customer_id, s.staff_id, s.similarity, s.visit_id, "
-        "s.opened_visit AS opened, v.started_at, v.ended_at, c.visit_count "
+        "s.opened_visit AS opened, s.ce_digest, v.started_at, v.ended_at, c.visit_count "
         "FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
         "LEFT JOIN customers c ON c.id = s.customer_id "
         "WHERE s.tenant_id = $1 AND s.ce_source = $2 AND s.ce_id = $3",
@@ -354,6 +395,12 @@ async def _stored_result(conn: Connection, tenant_id: UUID, key: EventKey) -> In
     )  # fmt: skip
     if row is None:
         return None
+    if key.digest is not None and row["ce_digest"] is not None and row["ce_digest"] != key.digest:
+        raise Conflict(
+            f"event id {key.event_id!r} from this source was already counted with other data; "
+            "a new pass needs a new id",
+            field="id",
+        )
     visit = None
     if row["visit_id"] is not None:
         visit = VisitOutcome(row["visit_id"], row["started_at"], row["ended_at"],

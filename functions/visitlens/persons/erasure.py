@@ -26,6 +26,7 @@ from visitlens.auth.principal import Principal
 from visitlens.config import S3Settings
 from visitlens.errors import TransientError
 from visitlens.persons.common import lock_customers, refresh_stats
+from visitlens.tenancy.object_keys import keys_of_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,13 @@ class Eraser:
             # Vectors and snapshots go before the commit: if either fails, nothing is committed
             # and the erasure can simply be run again (deleting what is already gone is fine).
             await self.gallery.delete_person(tenant_id, customer)
-            await self._delete_objects(sorted(keys))
+            mine, foreign = keys_of_tenant(sorted(keys), tenant_id)
+            if foreign:  # never delete an object outside the tenant, whatever a row says
+                logger.error(
+                    "erasure %s: %d snapshot keys outside tenant %s not deleted",
+                    receipt, len(foreign), tenant_id,
+                )  # fmt: skip
+            await self._delete_objects(mine)
         logger.info("erasure %s in tenant %s: %s", receipt, tenant_id, counts)
         return {"receipt_id": receipt, **counts}
 

@@ -32,6 +32,7 @@ OVERLAP = timedelta(seconds=10)
 POLL_S = 5.0
 """Without any notification (a lost LISTEN connection) streams still look every few seconds."""
 BATCH = 500
+NIL = UUID(int=0)
 
 
 class MonitorEvent(BaseModel):
@@ -135,16 +136,18 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
     since = parse_event_id(last_event) if last_event else None
     feed = feed_for(ctx.services)
 
-    async def changes(cursor: datetime) -> list[Any]:
+    async def changes(after: tuple[datetime, UUID]) -> list[Any]:
+        """One page of changes after ``after`` (keyset: updated_at, then id)."""
         async with db.transaction(scope) as conn:
             return list(
                 await conn.fetch(
                     "SELECT id, site_id, customer_id, started_at, ended_at, updated_at, is_new, "
                     "sighting_count, extract(epoch FROM ended_at - started_at) AS dwell_s "
-                    "FROM visits WHERE updated_at > $1 "
-                    "AND ($2::uuid[] IS NULL OR site_id = ANY($2::uuid[])) "
-                    "ORDER BY updated_at, id LIMIT $3",
-                    cursor - OVERLAP,
+                    "FROM visits WHERE (updated_at, id) > ($1, $2) "
+                    "AND ($3::uuid[] IS NULL OR site_id = ANY($3::uuid[])) "
+                    "ORDER BY updated_at, id LIMIT $4",
+                    after[0],
+                    after[1],
                     sites,
                     BATCH,
                 )
@@ -161,27 +164,34 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
             yield ServerSentEvent(event="ready", data=json.dumps({"since": cursor.isoformat()}))
             while True:
                 wake.clear()
-                rows = await changes(cursor)
-                for row in rows:
-                    key = (row["id"], row["updated_at"])
-                    if key in sent or (floor is not None and row["updated_at"] <= floor):
-                        continue
-                    sent[key] = row["updated_at"]
-                    cursor = max(cursor, row["updated_at"])
-                    data = MonitorEvent(visit_id=row["id"], **{k: row[k] for k in (
-                        "site_id", "customer_id", "started_at", "ended_at", "updated_at",
-                        "is_new", "sighting_count")}, dwell_s=float(row["dwell_s"]))  # fmt: skip
-                    yield ServerSentEvent(
-                        event="visit",
-                        id=_event_id(row["updated_at"], row["id"]),
-                        data=data.model_dump_json(),
-                    )
+                page_after = (cursor - OVERLAP, NIL)
+                while True:  # every page of the overlap window and beyond, then wait
+                    rows = await changes(page_after)
+                    for row in rows:
+                        key = (row["id"], row["updated_at"])
+                        if key in sent or (floor is not None and row["updated_at"] <= floor):
+                            continue
+                        sent[key] = row["updated_at"]
+                        cursor = max(cursor, row["updated_at"])
+                        data = MonitorEvent(visit_id=row["id"], **{k: row[k] for k in (
+                            "site_id", "customer_id", "started_at", "ended_at", "updated_at",
+                            "is_new", "sighting_count")}, dwell_s=float(row["dwell_s"]))  # fmt: skip
+                        yield ServerSentEvent(
+                            event="visit",
+                            id=_event_id(row["updated_at"], row["id"]),
+                            data=data.model_dump_json(),
+                        )
+                    if len(rows) < BATCH:
+                        break
+                    page_after = (rows[-1]["updated_at"], rows[-1]["id"])
                 floor = None
                 horizon = cursor - OVERLAP
                 for key in [k for k, at in sent.items() if at < horizon]:
                     del sent[key]
-                if len(rows) == BATCH:
-                    continue
+                if not await ctx.services.auth.is_active(principal):
+                    logger.info("monitor: stream of %s ended (access revoked)", principal.subject)
+                    yield ServerSentEvent(event="revoked", data="{}")
+                    return
                 try:
                     await asyncio.wait_for(wake.wait(), timeout=POLL_S)
                 except TimeoutError:

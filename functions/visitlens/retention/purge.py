@@ -26,6 +26,7 @@ from visitlens.adapters.postgres import Database
 from visitlens.api import audit
 from visitlens.config import S3Settings
 from visitlens.errors import TransientError
+from visitlens.tenancy.object_keys import keys_of_tenant, tenant_prefix
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Purger:
 
     async def purge_tenant(self, tenant_id: UUID, days: int, now: datetime) -> dict[str, Any]:
         cutoff = now - timedelta(days=days)
-        prefix = f"{tenant_id}/"
+        prefix = tenant_prefix(tenant_id)
         run_id = uuid.uuid4()
         async with self.db.transaction(DbScope(tenant_id)) as conn:
             old = await conn.fetch(
@@ -65,7 +66,7 @@ class Purger:
                 "WHERE created_at < $1 AND snapshot_key LIKE $2",
                 cutoff, prefix + "%",
             )  # fmt: skip
-            keys = sorted({r["snapshot_key"] for r in old if r["snapshot_key"].startswith(prefix)})
+            keys, _foreign = keys_of_tenant(list({r["snapshot_key"] for r in old}), tenant_id)
             cleared = await conn.execute(
                 "UPDATE sightings SET snapshot_key = NULL WHERE captured_at < $1 "
                 "AND snapshot_key IS NOT NULL",
@@ -79,7 +80,7 @@ class Purger:
             # Objects go before the commit: a failed deletion leaves the pointers for the next run.
             await self._delete(keys)
             survivors = await self._survivors(prefix, cutoff)
-            await self._delete(survivors)
+            await self._delete(keys_of_tenant(survivors, tenant_id)[0])
             remaining = await self._survivors(prefix, cutoff)
             counts = {
                 "run_id": str(run_id),

@@ -18,6 +18,7 @@ import asyncio
 import fnmatch
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -45,6 +46,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from visitlens.adapters.event_tokens import (
+    LOCAL_ISSUER,
+    EventTokenIssuer,
+    EventTokenVerifier,
+    broker_audience,
+    function_audience,
+    shared_token_matches,
+)
+from visitlens.config import EventAuthSettings
+from visitlens.errors import Unauthenticated
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -56,6 +67,7 @@ from visitlens.runtime.spec import (
 logger = logging.getLogger(__name__)
 
 PING_TYPE = "dev.knative.sources.ping"
+_UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f]")
 MINIO_TYPE_PREFIX = "io.minio."
 _HOP_BY_HOP = {
     "connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length",
@@ -86,11 +98,27 @@ class DeliveryPolicy:
 
 @dataclass(slots=True)
 class Gateway:
+    """Authenticates like the cluster does: publishers into a broker present a token for the
+    broker's audience, the MinIO webhook presents its ``auth_token``, and every delivery to a
+    function carries a token for that function's audience, signed by ``issuer``."""
+
     functions: list[Deployed]
+    issuer: EventTokenIssuer
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     max_body_bytes: int = 16 * 1024 * 1024
     _client: httpx.AsyncClient | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _publishers: dict[str, EventTokenVerifier] = field(default_factory=dict)
+
+    def publisher_token(self, name: str, broker: str = "default", ttl_s: int = 7 * 86_400) -> str:
+        """A token a local publisher (a function, a test) presents to ``broker``."""
+        return self.issuer.token(broker_audience(broker), f"local:publisher:{name}", ttl_s)
+
+    def _verify_publisher(self, broker: str, authorization: str | None) -> None:
+        if broker not in self._publishers:
+            settings = EventAuthSettings(issuer=LOCAL_ISSUER, jwks_file=self.issuer.jwks_path)
+            self._publishers[broker] = EventTokenVerifier(settings, broker_audience(broker))
+        self._publishers[broker].verify(authorization)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -144,10 +172,19 @@ class Gateway:
         return best[1] if best else None
 
     async def http_ingress(self, request: Request) -> Response:
+        # The raw path: URL parsing silently drops tabs and newlines from request.url.
+        if _UNSAFE_PATH.search(str(request.scope.get("path", ""))):
+            return JSONResponse(
+                {"detail": "the path contains control characters", "field": "path"}, 400
+            )
         target = self.route_http(request.url.path)
         if target is None:
             return JSONResponse({"detail": f"no function serves {request.url.path}"}, 404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if request.client is not None:  # as an ingress does: the function sees who called
+            prior = request.headers.get("x-forwarded-for")
+            peer = request.client.host
+            headers["x-forwarded-for"] = f"{prior}, {peer}" if prior else peer
         url = target.url + request.url.path
         if request.url.query:
             url += "?" + request.url.query
@@ -158,6 +195,8 @@ class Gateway:
                 ),
                 stream=True,  # streamed through: Server-Sent Events and large exports
             )
+        except httpx.InvalidURL:
+            return JSONResponse({"detail": "not a valid URL", "field": "path"}, 400)
         except httpx.HTTPError as exc:
             logger.warning("function %s unreachable: %s", target.spec.name, type(exc).__name__)
             return JSONResponse({"detail": f"function {target.spec.name} unavailable"}, 503)
@@ -191,15 +230,20 @@ class Gateway:
         return out
 
     async def broker_ingress(self, request: Request) -> Response:
+        broker = request.path_params["broker"]
+        try:
+            self._verify_publisher(broker, request.headers.get("authorization"))
+        except Unauthenticated as exc:
+            logger.warning("broker %s refused a publisher: %s", broker, exc.message)
+            return JSONResponse({"detail": exc.message}, 401)
         body = await request.body()
         if len(body) > self.max_body_bytes:
             return JSONResponse({"detail": "event too large"}, 413)
         try:
             event = from_http(dict(request.headers), body)
-        except CloudEventError as exc:
+        except (CloudEventError, ValueError, TypeError, RecursionError) as exc:
             logger.warning("broker rejected a malformed CloudEvent: %s", type(exc).__name__)
             return JSONResponse({"detail": f"not a CloudEvent: {exc}"}, 400)
-        broker = request.path_params["broker"]
         self.publish(broker, event)
         return Response(status_code=202)
 
@@ -232,6 +276,8 @@ class Gateway:
         """POST ``event`` in binary mode; retry transient failures; return a reply event if any."""
         headers, body = to_binary(event)
         name = deployed.spec.name
+        token = self.issuer.token(function_audience(name), f"local:trigger:{name}")
+        headers["authorization"] = f"Bearer {token}"
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
             wait=wait_exponential_jitter(
@@ -305,13 +351,18 @@ class Gateway:
     # --- MinIO bucket notifications -----------------------------------------------------
 
     async def minio_events(self, request: Request) -> Response:
+        if not shared_token_matches(request.headers.get("authorization"), self.issuer.minio_token):
+            logger.warning("refused a MinIO notification without the webhook's auth_token")
+            return JSONResponse({"detail": "missing or wrong webhook token"}, 401)
         body = await request.body()
+        if len(body) > self.max_body_bytes:
+            return JSONResponse({"detail": "notification too large"}, 413)
         try:
             payload = json.loads(body)
             records = payload["Records"]
             if not isinstance(records, list):
                 raise TypeError("Records is not a list")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # JSON, UTF-8, shape
             logger.warning("rejected a MinIO notification: %s", exc)
             return JSONResponse({"detail": f"not a MinIO event notification: {exc}"}, 400)
         delivered = 0
@@ -382,6 +433,6 @@ def _reply_event(response: httpx.Response) -> CloudEvent | None:
         return None
     try:
         return from_http(headers, response.content)
-    except CloudEventError:
+    except (CloudEventError, ValueError, TypeError):
         logger.warning("reply looked like a CloudEvent but did not parse; dropped")
         return None

@@ -2,13 +2,13 @@
 MinIO bridge, with the same conversion): each record becomes one binary-mode CloudEvent whose data
 is MinIO's own record JSON, posted to ``K_SINK`` (a Knative SinkBinding or the Broker's ingress).
 
-MinIO sends ``Authorization: Bearer <auth_token>`` when its webhook target has an ``auth_token``;
-the bridge refuses anything else (``VISITLENS_MINIO_BRIDGE_TOKEN``)."""
+MinIO sends its webhook target's ``auth_token`` as the Authorization header (``Bearer <token>``);
+the bridge refuses anything else (``VISITLENS_EVENTS__MINIO_TOKEN``), and presents its own
+publisher token (``VISITLENS_EVENTS__PUBLISH_TOKEN_FILE``) to the Broker."""
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -22,25 +22,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from visitlens.adapters.event_tokens import read_token_file, shared_token_matches
+from visitlens.config import EventAuthSettings
 from visitlens.runtime.gateway import minio_event
 
 logger = logging.getLogger(__name__)
 LIMIT = 1024 * 1024
 
 
-def create_app(sink: str, token: str) -> Starlette:
+def create_app(settings: EventAuthSettings) -> Starlette:
     client = httpx.AsyncClient(timeout=10)
+    sink = settings.sink or ""
+    token = settings.minio_token.get_secret_value() if settings.minio_token else ""
 
     async def receive(request: Request) -> JSONResponse:
-        offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(offered, token):
+        if not sink or not shared_token_matches(request.headers.get("authorization"), token):
             return JSONResponse({"detail": "missing or wrong bearer token"}, 401)
         body = await request.body()
         if len(body) > LIMIT:
             return JSONResponse({"detail": "notification too large"}, 413)
         try:
             records: list[dict[str, Any]] = json.loads(body)["Records"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             logger.warning("rejected a MinIO notification: %s", type(exc).__name__)
             return JSONResponse({"detail": "not a MinIO event notification"}, 400)
         published = 0
@@ -53,6 +56,9 @@ def create_app(sink: str, token: str) -> Starlette:
                 logger.warning("MinIO record without eventName/bucket/key skipped")
                 continue
             headers, data = to_binary(minio_event(record, name, bucket, key))
+            publisher = read_token_file(settings.publish_token_file)
+            if publisher:
+                headers["authorization"] = f"Bearer {publisher}"
             response = await client.post(sink, headers=dict(headers), content=data)
             if response.is_error:  # MinIO retries the webhook (it keeps a queue_dir) on 5xx
                 logger.error("broker refused a MinIO event: %d", response.status_code)

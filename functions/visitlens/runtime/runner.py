@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
+from visitlens.adapters.event_tokens import EventTokenIssuer, broker_audience
 from visitlens.config import Settings
 from visitlens.runtime.gateway import Deployed, Gateway
 from visitlens.runtime.spec import FunctionSpec, discover
@@ -37,17 +38,24 @@ def function_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def local_issuer(settings: Settings) -> EventTokenIssuer:
+    """The local stand-in for the cluster's service-account issuer, kept in the data dir."""
+    return EventTokenIssuer((settings.data_dir / "event-issuer").resolve())
+
+
 @contextmanager
 def running_functions(
     settings: Settings, specs: list[FunctionSpec] | None = None
 ) -> Iterator[list[Deployed]]:
     """Start one ``functions-framework --asgi`` process per function; stop them on exit."""
     specs = discover() if specs is None else specs
+    issuer = local_issuer(settings)
     host = settings.stack.host
     ports = {s.name: settings.stack.function_port_base + i for i, s in enumerate(specs)}
     require_free_ports(host, {f"function {name}": port for name, port in ports.items()})
-    env = function_env(settings)
-    # Like a Knative SinkBinding: where a function publishes events of its own (the Broker).
+    env = {**function_env(settings), **issuer.environment()}
+    # Like a Knative SinkBinding: where a function publishes events of its own (the Broker),
+    # with a token for the Broker's audience (a projected service-account token in a cluster).
     env["K_SINK"] = f"http://{host}:{settings.stack.gateway_port}/brokers/default"
     logs = (settings.data_dir / "logs").resolve()
     pids: dict[str, int] = {}
@@ -63,8 +71,14 @@ def running_functions(
                 "--host", host,
                 "--port", str(port),
             ]  # fmt: skip
+            token_file = issuer.directory / f"publisher-{spec.name}.jwt"
+            token_file.write_text(
+                issuer.token(broker_audience("default"), f"local:publisher:{spec.name}", 7 * 86_400)
+            )
+            token_file.chmod(0o600)
+            function_env_ = {**env, "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE": str(token_file)}
             pids[spec.name] = spawn(
-                f"function {spec.name}", argv, logs / f"fn-{spec.name}.log", env
+                f"function {spec.name}", argv, logs / f"fn-{spec.name}.log", function_env_
             )
         for spec in specs:
             port = ports[spec.name]
@@ -83,7 +97,7 @@ def running_functions(
 
 async def serve_gateway(settings: Settings, deployed: list[Deployed]) -> None:
     """Serve the gateway on ``stack.gateway_port`` until SIGINT/SIGTERM."""
-    gateway = Gateway(deployed)
+    gateway = Gateway(deployed, local_issuer(settings))
     config = uvicorn.Config(
         gateway.app(),
         host=settings.stack.host,

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from visitlens.api.schemas import Input, Name, Output
+from visitlens.api.schemas import Input, Name, Output, Patch
 
 
 class StaffCreate(Input):
@@ -16,7 +16,8 @@ class StaffCreate(Input):
     external_ref: str | None = Field(default=None, max_length=200)
 
 
-class StaffUpdate(Input):
+class StaffUpdate(Patch):
+    nullable = frozenset({"site_id", "external_ref"})
     display_name: Name | None = None
     site_id: UUID | None = None
     external_ref: str | None = Field(default=None, max_length=200)
