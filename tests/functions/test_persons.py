@@ -206,3 +206,32 @@ async def test_erasure_leaves_nothing_but_counts(
     assert (
         await erase.post(path, headers=world.auth(world.admin), json={"customer_id": str(p)})
     ).status_code == 404
+
+
+async def test_identity_decisions_can_be_audited(
+    clients: dict[str, httpx.AsyncClient],
+    world: TenantWorld,
+    stack_settings: Settings,
+    minio_client: Minio,
+) -> None:
+    """Customers with first/last seen, visit count and views; a person's sightings with each
+    decision and its similarity; tenant admins only."""
+    made = await ingest_people(clients, world, minio_client, stack_settings)
+    merge = clients["merge"]
+    path = f"/v1/persons/{world.tenant_id}/customers"
+    first = await ok(await merge.get(path, headers=world.auth(world.admin), params={"limit": 1}))
+    assert len(first["items"]) == 1 and first["next_cursor"]
+    rest = await ok(await merge.get(path, headers=world.auth(world.admin),
+                                    params={"cursor": first["next_cursor"]}))  # fmt: skip
+    people = {c["id"]: c for c in first["items"] + rest["items"]}
+    p = people[str(made["p"])]
+    assert p["visit_count"] == 2 and p["views"] >= 1 and p["last_seen_at"] > p["first_seen_at"]
+    sightings = await ok(
+        await merge.get(f"{path}/{made['p']}/sightings", headers=world.auth(world.admin))
+    )
+    decisions = [(s["decision"], s["similarity"]) for s in sightings["items"]]
+    assert decisions[0] == ("new_customer", None)
+    assert decisions[1][0] == "returning_customer" and decisions[1][1] >= 0.415
+    assert (await merge.get(path, headers=world.auth(world.manager_a))).status_code == 403
+    missing = await merge.get(f"{path}/{uuid.uuid4()}/sightings", headers=world.auth(world.admin))
+    assert missing.status_code == 404

@@ -186,3 +186,14 @@ def test_the_last_staff_gallery_is_used_offline(tmp_path: Path) -> None:
 
     os.utime(tmp_path / staff.GALLERY_FILE, (1, 1))
     assert reader.refresh().version == 7  # … the copy in memory stays
+
+
+def test_the_staff_threshold_comes_from_the_server_with_the_gallery() -> None:
+    """One source of truth: the gallery carries the server's threshold and it survives the file
+    the device keeps for offline starts; an old server's gallery (none) leaves the local one."""
+    body = {"version": 3, "model_id": "sface-2021dec", "staff_match_threshold": 0.41,
+            "entries": [{"staff_id": "s1", "embedding": [1.0, 0.0]}]}  # fmt: skip
+    gallery = StaffGallery.from_body(body, '"etag"')
+    assert gallery.threshold == 0.41
+    assert StaffGallery.from_body(gallery.to_body(), gallery.etag).threshold == 0.41
+    assert StaffGallery.from_body({**body, "staff_match_threshold": None}, None).threshold is None

@@ -15,6 +15,7 @@ from visitlens.identity.decisions import (
     Outcome,
     PersonKind,
     View,
+    ViewUpdate,
     VisitAction,
     choose_views,
     decide,
@@ -100,6 +101,21 @@ def test_views_keep_diverse_good_shots_up_to_the_cap() -> None:
     assert replaced.add == (0,) and replaced.remove == (full[0].view_id,)
     worse = [(unit(rng.normal(size=128)), 0.38)]
     assert choose_views(full, worse, small).add == ()
+
+
+def test_a_person_always_keeps_their_best_view() -> None:
+    """A customer created from a poor first sighting keeps its best shot (else the next visit is
+    always a new person); a good view of them later takes its place."""
+    base = unit(rng.normal(size=128))
+    poor = [(near(base, 0.8), 0.12), (near(base, 0.8), 0.2), (near(base, 0.8), 0.05)]
+    first = choose_views([], poor, S)
+    assert first.add == (1,)
+    stored = [View(uuid.uuid4(), poor[1][0], 0.2)]
+    assert choose_views(stored, [(near(base, 0.8), 0.1)], S) == ViewUpdate((), ())
+    upgrade = choose_views(stored, [(near(poor[1][0], 0.99), 0.9)], S)
+    assert upgrade.add == (0,) and upgrade.remove == (stored[0].view_id,)
+    distinct = choose_views(stored, [(near(base, 0.3), 0.9)], S)
+    assert distinct.add == (0,) and distinct.remove == ()
 
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

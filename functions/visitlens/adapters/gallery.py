@@ -318,7 +318,8 @@ class Gallery:
                     view_id=UUID(hit["view_id"]),
                     person_id=UUID(hit["entity"]["person_id"]),
                     kind=PersonKind(hit["entity"]["kind"]),
-                    similarity=float(hit["distance"]),
+                    # float32 inner products of unit vectors can exceed 1 by an ulp
+                    similarity=min(1.0, max(-1.0, float(hit["distance"]))),
                 )
                 for hit in per_query
             ]

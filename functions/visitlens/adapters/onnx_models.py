@@ -20,6 +20,14 @@ from visitlens.adapters.model_prep import verified_path
 from visitlens.config import ModelSettings, Settings
 from visitlens.errors import ConfigurationError
 from visitlens.vision.alignment import ALIGNED_SIZE
+from visitlens.vision.demographics import (
+    AGE_CHIP,
+    GENDER_CHIP,
+    FaceEstimate,
+    chip,
+    expected_age,
+    to_input,
+)
 from visitlens.vision.detection import Detection, decode, to_blob
 from visitlens.vision.similarity import l2_normalize
 from visitlens.vision.types import Floats, Image
@@ -29,6 +37,8 @@ logger = logging.getLogger(__name__)
 DETECTOR_ID = "yunet-2023mar"
 SFACE_ID = "sface-2021dec"
 ARCFACE_ID = "arcface-user"
+GENDER_ID = "gender-v1"
+AGE_ID = "age-v1"
 
 
 def _session(path: Path, models: ModelSettings) -> ort.InferenceSession:
@@ -217,6 +227,41 @@ def load_model_pair(models: ModelSettings, models_dir: Path) -> tuple[OnnxDetect
         )  # fmt: skip
         _cache[key] = (detector, embedder)
         return detector, embedder
+
+
+class OnnxDemographics:
+    """The gender (32 px chips) and age (64 px chips) networks; one batch per call."""
+
+    def __init__(self, gender_path: Path, age_path: Path, models: ModelSettings) -> None:
+        self._gender = _session(gender_path, models)
+        self._age = _session(age_path, models)
+
+    def estimate(self, image: Image, landmarks: Sequence[Floats]) -> list[FaceEstimate]:
+        """One estimate per face of ``image`` (BGR), given each face's five landmarks."""
+        if not landmarks:
+            return []
+        genders = self._gender.run(
+            None, {"images": to_input([chip(image, points, GENDER_CHIP) for points in landmarks])}
+        )[0]
+        ages = self._age.run(
+            None, {"images": to_input([chip(image, points, AGE_CHIP) for points in landmarks])}
+        )[0]
+        years = expected_age(ages)
+        return [FaceEstimate(float(genders[i, 0]), float(years[i])) for i in range(len(landmarks))]
+
+
+_demographics: dict[str, OnnxDemographics] = {}
+
+
+def load_demographics(models: ModelSettings, models_dir: Path) -> OnnxDemographics:
+    """The demographic networks, verified against the manifest and loaded once per process."""
+    with _lock:
+        key = str(models_dir)
+        if key not in _demographics:
+            gender, _ = verified_path(models_dir, GENDER_ID)
+            age, _ = verified_path(models_dir, AGE_ID)
+            _demographics[key] = OnnxDemographics(gender, age, models)
+        return _demographics[key]
 
 
 def cv2_threads(count: int) -> None:

@@ -146,12 +146,18 @@ class TenantCreate(Input):
     name: Name
     raw_retention_days: RetentionDays = 30
     replay_horizon_days: ReplayHorizon = 30
+    demographics_enabled: bool = Field(
+        default=True,
+        description="store the edge's gender label and age band per sighting and person "
+        "(off: nothing is stored; docs/demographics.md)",
+    )
 
 
 class TenantUpdate(Patch):
     name: Name | None = None
     raw_retention_days: RetentionDays | None = None
     replay_horizon_days: ReplayHorizon | None = None
+    demographics_enabled: bool | None = None
     active: bool | None = Field(default=None, description="system admins only")
 
 
@@ -161,6 +167,7 @@ class TenantOut(Output):
     name: str
     raw_retention_days: int
     replay_horizon_days: int
+    demographics_enabled: bool
     active: bool
     created_at: datetime
     updated_at: datetime

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from visitlens.adapters.model_prep import prepare
-from visitlens.bench import accuracy, api, edge, reports, speed, throughput
+from visitlens.bench import (
+    accuracy,
+    api,
+    demographics,
+    edge,
+    openset,
+    reports,
+    speed,
+    storeday,
+    throughput,
+)
 from visitlens.bench.report import write_results
 from visitlens.config import Settings, load_settings
 from visitlens.logs import configure
@@ -24,9 +34,12 @@ from visitlens.stack.ephemeral import ephemeral_stack
 BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]] = {
     "api": api.run,
     "accuracy": accuracy.run,
+    "demographics": demographics.run,
     "edge": edge.run,
+    "openset": openset.run,
     "reports": reports.run,
     "speed": speed.run,
+    "storeday": storeday.run,
     "throughput": throughput.run,
 }
 

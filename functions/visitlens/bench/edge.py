@@ -102,6 +102,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         "fps_with_faces": round(1000 / statistics.median(with_faces), 1),
         "detect_ms_median": round(statistics.median(detect_only), 2),
         "embeddings_per_frame": round(embeddings / len(frames), 3),
+        "demographics": edge.demographics.enabled,  # gender/age per kept shot, in the figures
         "target_fps": 25,
         "target_met": 1000 / statistics.median(with_faces) >= 25,
     }

@@ -32,9 +32,12 @@ EVENT_ROUTES = [
         path="/v1/events",
         summary="A face.detected event from an edge worker (its worker token): counted exactly "
         "once; the reply is a visit.recorded CloudEvent",
-        event_types=(EventType.FACE_DETECTED_V2, EventType.FACE_DETECTED_V1),
-        responses={"200": "Counted (or the stored answer to a replay): visit.recorded, binary mode",
-                   "204": "A staff member: counted on the device, no visit",
+        event_types=(
+            EventType.FACE_DETECTED_V3, EventType.FACE_DETECTED_V2, EventType.FACE_DETECTED_V1
+        ),
+        responses={"200": "Counted (or the stored answer to a replay): visit.recorded in binary "
+                          "mode; for a staff member no visit but JSON saying which one and how "
+                          "close (outcome, staff_id, similarity), so misattribution can be audited",
                    "409": "The same event id was already counted with other data"},
     ),
     openapi.EventRoute(

@@ -135,19 +135,29 @@ def choose_views(
 ) -> ViewUpdate:
     """Keep up to ``max_views_per_person`` diverse, good views of a person.
 
-    An offered shot is kept only if its quality is at least ``min_view_quality`` and it differs from
-    every kept view (cosine below ``view_diversity``); at the cap it replaces the worst kept view
-    when it is better.
+    An offered shot of at least ``min_view_quality`` is kept when it differs from every kept view
+    (cosine below ``view_diversity``); at the cap it replaces the worst kept view when it is
+    better. A person always keeps
+    their best view: when nothing good enough is kept, the best offered shot is kept whatever its
+    quality (a customer created from a poor first sighting must be findable at the next visit;
+    ADR 0011), and better views replace it as they come.
     """
     kept: list[tuple[UUID | None, Floats, float, int | None]] = [
         (v.view_id, v.embedding, v.quality, None) for v in stored
     ]
-    for index, (embedding, quality) in sorted(
-        enumerate(offered), key=lambda item: item[1][1], reverse=True
-    ):
+    ranked = sorted(enumerate(offered), key=lambda item: item[1][1], reverse=True)
+    for index, (embedding, quality) in ranked:
         if quality < settings.min_view_quality:
             continue
-        if kept and max(float(np.dot(embedding, k[1])) for k in kept) >= settings.view_diversity:
+        similar = [
+            i
+            for i, k in enumerate(kept)
+            if float(np.dot(embedding, k[1])) >= settings.view_diversity
+        ]
+        if similar:  # close to a kept view: it only upgrades a poor fallback view
+            poorest = min(similar, key=lambda i: kept[i][2])
+            if kept[poorest][2] < settings.min_view_quality:
+                kept[poorest] = (None, embedding, quality, index)
             continue
         if len(kept) < settings.max_views_per_person:
             kept.append((None, embedding, quality, index))
@@ -155,6 +165,9 @@ def choose_views(
         worst = min(range(len(kept)), key=lambda i: kept[i][2])
         if kept[worst][2] < quality:
             kept[worst] = (None, embedding, quality, index)
+    if not kept and ranked:  # nothing good enough: the best there is, rather than no view at all
+        index, (embedding, quality) = ranked[0]
+        kept.append((None, embedding, quality, index))
     added = tuple(sorted(k[3] for k in kept if k[3] is not None))
     survivors = {k[0] for k in kept if k[0] is not None}
     removed = tuple(v.view_id for v in stored if v.view_id not in survivors)

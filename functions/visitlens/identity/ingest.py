@@ -20,7 +20,13 @@ from visitlens.adapters.gallery import Gallery, GalleryRow
 from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth.principal import Principal, Role
 from visitlens.config import IdentitySettings
-from visitlens.contracts import SEED_MODEL_ID, FaceDetectedV1, FaceDetectedV2
+from visitlens.contracts import (
+    SEED_MODEL_ID,
+    DemographicsEstimate,
+    FaceDetectedV1,
+    FaceDetectedV2,
+    FaceDetectedV3,
+)
 from visitlens.errors import Conflict, InvalidInput, VisitlensError
 from visitlens.identity.decisions import (
     Decision,
@@ -33,8 +39,10 @@ from visitlens.identity.decisions import (
     decide,
     visit_change,
 )
+from visitlens.reports.stats import mark_dirty
 from visitlens.tenancy.object_keys import require_camera_key
 from visitlens.tenancy.scope import DbScope
+from visitlens.vision.demographics import person_demographics, signed_evidence
 from visitlens.vision.types import Floats
 
 logger = logging.getLogger(__name__)
@@ -64,14 +72,17 @@ class Track:
     snapshot_key: str | None
     staff_by_edge: bool = False
     shots_from_v2: bool = True
+    demographics: DemographicsEstimate | None = None
 
     @classmethod
     def from_v2(cls, data: FaceDetectedV2) -> Track:
+        """v2, or v3 (v2 plus the edge's demographic estimate)."""
         return cls(
             data.tenant_id, data.site_id, data.camera_id, data.track_id, data.first_seen,
             data.last_seen, data.model_id, data.dim,
             tuple(Shot(np.asarray(s.embedding, np.float32), s.quality) for s in data.shots),
             data.snapshot_key,
+            demographics=data.demographics if isinstance(data, FaceDetectedV3) else None,
         )  # fmt: skip
 
     @classmethod
@@ -186,7 +197,8 @@ class IngestService:
             if stored is not None:
                 return stored
             site = await conn.fetchrow(
-                "SELECT s.visit_window_s, t.replay_horizon_days FROM cameras c "
+                "SELECT s.visit_window_s, t.replay_horizon_days, t.demographics_enabled "
+                "FROM cameras c "
                 "JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = s.tenant_id "
                 "WHERE c.id = $1 AND c.site_id = $2",
                 track.camera_id,
@@ -221,6 +233,8 @@ class IngestService:
                     conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
                     new_views, dropped,
                 )  # fmt: skip
+                if track.demographics is not None and site["demographics_enabled"]:
+                    await _record_demographics(conn, track.demographics, sighting_id, result)
                 await self._gallery.insert(new_views)
         except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
@@ -326,6 +340,10 @@ class IngestService:
             "UPDATE sightings SET customer_id = $2, visit_id = $3, opened_visit = $4 WHERE id = $1",
             sighting_id, customer_id, visit_id, change.action is VisitAction.OPEN,
         )  # fmt: skip
+        # The statistics of the visit's hour (and the hour it moved from) are now stale: marked in
+        # this transaction, so no committed visit can be missed by the reports.
+        moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
+        await mark_dirty(conn, track.site_id, change.started_at, *filter(None, [moved_from]))
         await self._update_views(conn, track, customer_id, new_views, dropped)
         return IngestResult(
             sighting_id, decision.outcome, customer_id, None, decision.similarity,
@@ -371,6 +389,34 @@ class IngestService:
                 "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(update.remove)
             )
             dropped.extend(update.remove)
+
+
+async def _record_demographics(
+    conn: Connection, estimate: DemographicsEstimate, sighting_id: UUID, result: IngestResult
+) -> None:
+    """The edge's label and band on the sighting; the customer's evidence grows by it and their
+    label and band are derived anew (staff sightings keep nothing)."""
+    if result.customer_id is None:
+        return
+    await conn.execute(
+        "UPDATE sightings SET gender = $2, age_band = $3 WHERE id = $1",
+        sighting_id, estimate.gender, estimate.age_band,
+    )  # fmt: skip
+    row = await conn.fetchrow(
+        "UPDATE customers SET gender_score = gender_score + $2, age_band_votes = CASE "
+        "WHEN $3::text IS NULL THEN age_band_votes ELSE jsonb_set(age_band_votes, ARRAY[$3::text], "
+        "to_jsonb(coalesce((age_band_votes ->> $3::text)::int, 0) + 1)) END "
+        "WHERE id = $1 RETURNING gender_score, age_band_votes",
+        result.customer_id,
+        signed_evidence(estimate.gender, estimate.gender_confidence),
+        estimate.age_band,
+    )
+    assert row is not None  # the customer row is locked by this transaction
+    gender, band = person_demographics(row["gender_score"], row["age_band_votes"])
+    await conn.execute(
+        "UPDATE customers SET gender = $2, age_band = $3 WHERE id = $1",
+        result.customer_id, gender, band,
+    )  # fmt: skip
 
 
 async def _busy_people(conn: Connection, track: Track) -> frozenset[UUID]:

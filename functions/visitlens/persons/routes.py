@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,8 @@ from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
+from visitlens.errors import NotFound
+from visitlens.http.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from visitlens.http.router import Ctx, Route
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger
@@ -112,8 +115,91 @@ async def erase(ctx: Ctx[PersonServices]) -> ErasureOut:
     return ErasureOut.model_validate(result)
 
 
+# --- auditing identity decisions ----------------------------------------------------------------
+
+
+class CustomerQuery(PageQuery):
+    seen_since: datetime | None = Field(default=None, description="last seen at or after")
+
+
+class CustomerOut(BaseModel):
+    id: UUID
+    first_seen_at: datetime
+    last_seen_at: datetime
+    visit_count: int
+    views: int = Field(description="gallery views kept for this person")
+    gender: str | None
+    age_band: str | None
+    created_at: datetime
+
+
+class SightingOut(BaseModel):
+    id: UUID
+    site_id: UUID
+    camera_id: UUID
+    captured_at: datetime
+    decision: str = Field(description="new_customer, returning_customer or staff")
+    similarity: float | None = Field(description="the evidence for a link (None for new)")
+    quality: float | None
+    visit_id: UUID | None
+    opened_visit: bool | None
+    staff_id: UUID | None
+    gender: str | None
+    age_band: str | None
+
+
+async def list_customers(ctx: Ctx[PersonServices]) -> Page[CustomerOut]:
+    """Customers, newest first seen last (keyset by creation), with how many views they keep."""
+    query = ctx.query(CustomerQuery)
+    after = decode_cursor(query.cursor) if query.cursor else None
+    scope = ctx.principal.db_scope(ctx.params["tenant_id"])
+    async with ctx.services.db.transaction(scope) as conn:
+        rows = await conn.fetch(
+            "SELECT c.id, c.first_seen_at, c.last_seen_at, c.visit_count, c.gender, c.age_band, "
+            "c.created_at, (SELECT count(*) FROM person_embeddings e WHERE e.customer_id = c.id) "
+            "AS views FROM customers c "
+            "WHERE ($1::timestamptz IS NULL OR c.last_seen_at >= $1) "
+            "AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3)) "
+            "ORDER BY c.created_at, c.id LIMIT $4",
+            query.seen_since, after[0] if after else None, after[1] if after else None,
+            query.limit + 1,
+        )  # fmt: skip
+    items = [CustomerOut.model_validate(dict(r)) for r in rows[: query.limit]]
+    cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > query.limit else None
+    return Page[CustomerOut](items=items, next_cursor=cursor)
+
+
+async def customer_sightings(ctx: Ctx[PersonServices]) -> Page[SightingOut]:
+    """A person's sightings, oldest first: each identity decision and its similarity."""
+    query = ctx.query(PageQuery)
+    after = decode_cursor(query.cursor) if query.cursor else None
+    scope = ctx.principal.db_scope(ctx.params["tenant_id"])
+    async with ctx.services.db.transaction(scope) as conn:
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", ctx.params["customer_id"]
+        ):
+            raise NotFound("no such customer in this tenant")
+        rows = await conn.fetch(
+            "SELECT id, site_id, camera_id, captured_at, decision, similarity, quality, visit_id, "
+            "opened_visit, staff_id, gender, age_band FROM sightings WHERE customer_id = $1 "
+            "AND ($2::timestamptz IS NULL OR (captured_at, id) > ($2, $3)) "
+            "ORDER BY captured_at, id LIMIT $4",
+            ctx.params["customer_id"], after[0] if after else None,
+            after[1] if after else None, query.limit + 1,
+        )  # fmt: skip
+    items = [SightingOut.model_validate(dict(r)) for r in rows[: query.limit]]
+    cursor = encode_cursor(items[-1].captured_at, items[-1].id) if len(rows) > query.limit else None
+    return Page[SightingOut](items=items, next_cursor=cursor)
+
+
 P = "/v1/persons/{tenant_id:uuid}"
 MERGE_ROUTES = [
+    Route.build("GET", f"{P}/customers", list_customers, tag="persons", roles=(ADMIN,),
+                query=CustomerQuery, response=Page[CustomerOut],
+                summary="Customers with first/last seen, visit count and views (paginated)"),
+    Route.build("GET", f"{P}/customers/{{customer_id:uuid}}/sightings", customer_sightings,
+                tag="persons", roles=(ADMIN,), query=PageQuery, response=Page[SightingOut],
+                summary="A customer's sightings with each identity decision and its similarity"),
     Route.build("POST", f"{P}/merge", merge, tag="persons", roles=(ADMIN,), body=MergeRequest,
                 response=MergeOut, summary="Merge one person into another (one transaction)"),
     Route.build("POST", f"{P}/merges/{{merge_id:uuid}}/undo", unmerge, tag="persons",

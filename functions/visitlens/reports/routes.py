@@ -21,6 +21,7 @@ from visitlens.http.pagination import decode_cursor, encode_cursor
 from visitlens.http.router import Ctx, Route
 from visitlens.reports import queries
 from visitlens.reports.queries import Granularity, Range
+from visitlens.reports.stats import freshness
 
 MAX_DAYS = 400
 MAX_HOURLY_DAYS = 62
@@ -77,18 +78,30 @@ class Totals(BaseModel):
     avg_dwell_s: float | None
 
 
+class Freshness(BaseModel):
+    """How current the statistics behind a report are."""
+
+    pending_hours: int = Field(description="hours with visit changes not yet aggregated")
+    newest_aggregated_visit_at: datetime | None = Field(
+        description="the newest visit change the statistics include"
+    )
+
+
 class SeriesOut(BaseModel):
+    freshness: Freshness
     granularity: str
     buckets: list[Bucket]
     totals: Totals
 
 
 class HeatmapOut(BaseModel):
+    freshness: Freshness
     days: list[str]
     visits: list[list[int]] = Field(description="7 rows (Mon..Sun) x 24 local hours")
 
 
 class DemographicsOut(BaseModel):
+    freshness: Freshness
     visits: int
     gender: dict[str, int]
     age_bands: dict[str, int]
@@ -100,6 +113,7 @@ class DwellBucket(BaseModel):
 
 
 class DwellOut(BaseModel):
+    freshness: Freshness
     visits: int
     avg_dwell_s: float | None
     buckets: list[DwellBucket]
@@ -136,6 +150,7 @@ async def visit_series(ctx: Ctx[ApiServices]) -> SeriesOut:
     query = ctx.query(SeriesQuery)
     async with tenant_tx(ctx, ctx.params["tenant_id"]) as conn:
         result = await queries.series(conn, report_range(ctx.principal, query), query.granularity)
+        result["freshness"] = await freshness(conn)
     return SeriesOut.model_validate(result)
 
 
@@ -145,6 +160,7 @@ async def visit_series_csv(ctx: Ctx[ApiServices]) -> Response:
     query = ctx.query(SeriesQuery)
     async with tenant_tx(ctx, tenant_id) as conn:
         result = await queries.series(conn, report_range(ctx.principal, query), query.granularity)
+        result["freshness"] = await freshness(conn)
         await audit.record(
             conn, ctx.principal, "report.export", "report", "visits.csv", tenant_id,
             {"granularity": query.granularity, "start": query.start.isoformat(),
@@ -171,6 +187,7 @@ async def visit_heatmap(ctx: Ctx[ApiServices]) -> HeatmapOut:
     query = ctx.query(ReportQuery)
     async with tenant_tx(ctx, ctx.params["tenant_id"]) as conn:
         result = await queries.heatmap(conn, report_range(ctx.principal, query))
+        result["freshness"] = await freshness(conn)
     return HeatmapOut.model_validate(result)
 
 
@@ -178,6 +195,7 @@ async def visit_demographics(ctx: Ctx[ApiServices]) -> DemographicsOut:
     query = ctx.query(ReportQuery)
     async with tenant_tx(ctx, ctx.params["tenant_id"]) as conn:
         result = await queries.demographics(conn, report_range(ctx.principal, query))
+        result["freshness"] = await freshness(conn)
     return DemographicsOut.model_validate(result)
 
 
@@ -185,6 +203,7 @@ async def visit_dwell(ctx: Ctx[ApiServices]) -> DwellOut:
     query = ctx.query(ReportQuery)
     async with tenant_tx(ctx, ctx.params["tenant_id"]) as conn:
         result = await queries.dwell(conn, report_range(ctx.principal, query))
+        result["freshness"] = await freshness(conn)
     return DwellOut.model_validate(result)
 
 

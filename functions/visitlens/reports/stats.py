@@ -10,7 +10,8 @@ only), so they are excluded by construction; erased people's visits stay as anon
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from visitlens.adapters.postgres import Connection
@@ -155,6 +156,76 @@ async def refresh_uniques(
     return int(done.split()[-1]) + int(wide.split()[-1])
 
 
+async def lock_tenant_stats(conn: Connection) -> None:
+    """Serialise every recomputation of one tenant's statistics until the transaction ends.
+
+    Two transactions recomputing overlapping hours from their own snapshots lost each other's
+    visits (and collided on the primary key: 409s that were never retried). Under this lock each
+    recomputation's statements start after the previous one committed, so they read every visit
+    committed before them (READ COMMITTED takes a snapshot per statement). Re-entrant within a
+    transaction."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('visitlens:stats:' || app_current_tenant(), 0))"
+    )
+
+
+async def mark_dirty(conn: Connection, site_id: UUID, *instants: datetime) -> None:
+    """Record, in the caller's transaction, that the hours of ``instants`` at ``site_id`` must be
+    recomputed (the outbox the aggregate function drains)."""
+    await conn.execute(
+        "INSERT INTO stats_dirty (tenant_id, site_id, hour) "
+        "SELECT app_current_tenant(), $1, date_trunc('hour', t) FROM unnest($2::timestamptz[]) t "
+        "ON CONFLICT DO NOTHING",
+        site_id,
+        list(instants),
+    )
+
+
+async def drain_dirty(conn: Connection) -> dict[str, int]:
+    """Recompute every marked hour of the transaction's tenant and remove the marks, under the
+    tenant's lock; a failure rolls the removal back, so the marks wait for the next drain."""
+    await lock_tenant_stats(conn)
+    rows = await conn.fetch("DELETE FROM stats_dirty RETURNING site_id, hour")
+    totals = {"hours": len(rows), "rows": 0, "visits": 0}
+    by_site: dict[UUID, list[datetime]] = {}
+    for row in rows:
+        by_site.setdefault(row["site_id"], []).append(row["hour"])
+    for site, hours in by_site.items():
+        for start, end in _runs(sorted(hours)):
+            part = await rematerialise(conn, start, end, [site])
+            totals["rows"] += part["rows"]
+            totals["visits"] += part["visits"]
+    return totals
+
+
+def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Consecutive hours merged into [start, end) ranges."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + timedelta(hours=1))
+        else:
+            runs.append((hour, hour + timedelta(hours=1)))
+    return runs
+
+
+async def freshness(conn: Connection) -> dict[str, Any]:
+    """How current the tenant's statistics are: hours still to recompute, and the time of the
+    newest visit change whose hour has been aggregated (all of them when nothing is pending)."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM stats_dirty) AS pending, "
+        "(SELECT min(marked_at) FROM stats_dirty) AS oldest_pending"
+    )
+    assert row is not None
+    if row["pending"]:
+        newest = await conn.fetchval(
+            "SELECT max(updated_at) FROM visits WHERE updated_at < $1", row["oldest_pending"]
+        )
+    else:
+        newest = await conn.fetchval("SELECT max(updated_at) FROM visits")
+    return {"pending_hours": row["pending"], "newest_aggregated_visit_at": newest}
+
+
 async def rematerialise(
     conn: Connection,
     start: datetime,
@@ -168,6 +239,7 @@ async def rematerialise(
     tenant-wide."""
     if end <= start:
         raise ValueError("end must be after start")
+    await lock_tenant_stats(conn)
     sites = list(site_ids) if site_ids is not None else None
     status = await conn.execute(_REMOVE, sites, start, end)
     row = await conn.fetchrow(_REMATERIALISE, sites, start, end)

@@ -245,8 +245,8 @@ async def reembed(ctx: Ctx[StaffServices]) -> Reembedded:
 # --- the edge's gallery ---------------------------------------------------------------------
 
 
-def _etag(version: int, model_id: str, site_id: UUID) -> str:
-    return f'"{site_id}:{model_id}:{version}"'
+def _etag(version: int, model_id: str, site_id: UUID, threshold: float) -> str:
+    return f'"{site_id}:{model_id}:{version}:{threshold:.4f}"'
 
 
 async def staff_gallery(ctx: Ctx[StaffServices]) -> Response:
@@ -264,7 +264,8 @@ async def staff_gallery(ctx: Ctx[StaffServices]) -> Response:
         version = await conn.fetchval(
             "SELECT coalesce((SELECT version FROM staff_gallery_versions), 0)"
         )
-        etag = _etag(version, model_id, query.site_id)
+        threshold = ctx.services.settings.identity.staff_match_threshold
+        etag = _etag(version, model_id, query.site_id, threshold)
         if ctx.request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         rows = await conn.fetch(
@@ -281,6 +282,7 @@ async def staff_gallery(ctx: Ctx[StaffServices]) -> Response:
         site_id=query.site_id,
         model_id=model_id,
         dim=dim,
+        staff_match_threshold=threshold,
         entries=[],
     ).model_dump(mode="json")
     body["entries"] = [

@@ -59,6 +59,9 @@ class StaffGallery(Output):
     site_id: UUID
     model_id: str
     dim: int
+    staff_match_threshold: float = Field(
+        description="the server's staff threshold: the edge uses it, so the two never differ"
+    )
     entries: list[GalleryEntry]
 
 
