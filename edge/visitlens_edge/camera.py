@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from visitlens.adapters.onnx_models import cv2_threads, load_demographics, load_model_pair
+from visitlens.errors import ConfigurationError
 from visitlens.vision.alignment import align
 from visitlens.vision.detection import Detection
 from visitlens.vision.quality import assess
@@ -79,11 +80,14 @@ class CameraWorker:
         self.queue = DiskQueue(settings.queue.dir, settings.queue.max_bytes, settings.hard_limit)
         self.gallery = GalleryFile(settings.queue.dir)
         margin = settings.snapshots.margin if settings.snapshots.enabled else None
-        estimator = (
-            load_demographics(settings.models, settings.models_dir).estimate
-            if settings.demographics.enabled
-            else None
-        )
+        self.demographics = settings.demographics.enabled
+        estimator = None
+        if self.demographics:
+            try:
+                estimator = load_demographics(settings.models, settings.models_dir).estimate
+            except ConfigurationError as exc:  # counting must not stop for want of them
+                logger.error("camera %s: demographics off: %s", camera.name, exc.message)
+                self.demographics = False
         self.tracker = Tracker(
             camera.name, settings.tracking, self.embedder.embed, margin, estimator
         )
@@ -142,7 +146,7 @@ class CameraWorker:
             attributes, data = events.face_detected(
                 done, self.settings.tenant_id, self.settings.site_id, self.camera.id,
                 self.embedder.model_id, self.embedder.dim,
-                demographics.confidence_floor if demographics.enabled else None,
+                demographics.confidence_floor if self.demographics else None,
             )  # fmt: skip
             snapshot = (
                 events.snapshot_jpeg(done, self.settings.snapshots.jpeg_quality)

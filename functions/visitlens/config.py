@@ -250,6 +250,36 @@ class IdentitySettings(BaseModel):
         default=8, ge=1, le=64, description="embeddings kept per person (diverse, good views)"
     )
     min_view_quality: float = Field(default=0.35, ge=0, le=1)
+    target_false_link_rate: float = Field(
+        default=0.002,
+        gt=0,
+        le=0.1,
+        description="accepted share of new visitors wrongly linked to someone in the tenant's "
+        "gallery (open-set FPIR); the link threshold rises with the gallery to hold it. A wrong "
+        "link drags the person's later passes along, so 0.2 % of new visitors keeps wrongly "
+        "linked passes under 0.5 % (ADR 0012)",
+    )
+    target_false_staff_rate: float = Field(
+        default=0.002,
+        gt=0,
+        le=0.1,
+        description="accepted share of customer passes taken for staff; the staff threshold "
+        "rises with the staff gallery to hold it (ADR 0012)",
+    )
+    false_match_at_link: float = Field(
+        default=9.1e-5,
+        gt=0,
+        lt=1,
+        description="measured chance that one stranger-vs-view comparison reaches "
+        "customer_link_threshold (make bench openset, SFace on LFW)",
+    )
+    false_match_decades_per_unit: float = Field(
+        default=19.8,
+        gt=0,
+        le=200,
+        description="how fast that chance falls as the threshold rises: decades per unit of "
+        "cosine similarity (fitted on the open-set curve)",
+    )
     max_clock_skew_s: int = Field(
         default=300,
         ge=0,

@@ -319,3 +319,29 @@ async def test_bad_events_are_4xx_and_store_nothing(
         )
         assert response.status_code in (400, 413), response.text
     assert await counts(db, world.tenant_id) == before
+
+
+async def test_a_poor_first_sighting_is_recognised_at_the_next_visit(
+    ingest_client: httpx.AsyncClient, db: Database, world: TenantWorld
+) -> None:
+    """A customer created from shots below min_view_quality keeps their best one (ADR 0011):
+    their next visit links to them instead of creating a second person."""
+    carol = person()
+    poor = track_event(world, carol, T0)
+    for shot in poor["data"]["shots"]:
+        shot["quality"] = 0.2
+    first = reply_of(await send(ingest_client, poor, world.worker_a))
+    assert first.data["is_new_customer"]
+    async with db.transaction(DbScope(uuid.UUID(world.tenant_id))) as conn:
+        views = await conn.fetchval(
+            "SELECT count(*) FROM person_embeddings WHERE customer_id = $1",
+            uuid.UUID(first.data["customer_id"]),
+        )
+    assert views == 1
+    later = reply_of(
+        await send(
+            ingest_client, track_event(world, carol, T0 + timedelta(hours=3)), world.worker_a
+        )
+    )
+    assert later.data["customer_id"] == first.data["customer_id"]
+    assert not later.data["is_new_customer"]

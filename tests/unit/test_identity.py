@@ -14,12 +14,14 @@ from visitlens.identity.decisions import (
     OpenVisit,
     Outcome,
     PersonKind,
+    Thresholds,
     View,
     ViewUpdate,
     VisitAction,
     choose_views,
     decide,
     decide_together,
+    open_set_threshold,
     visit_change,
 )
 
@@ -61,12 +63,37 @@ def test_staff_wins_over_a_customer_match() -> None:
     assert decision.runner_up == 0.8
 
 
-def test_best_shot_of_a_track_decides() -> None:
-    person = uuid.uuid4()
-    shots = [[Candidate(person, C, 0.2)], [Candidate(person, C, 0.6)], []]
+def test_a_tracks_shots_decide_together() -> None:
+    """The mean over shots of the person's best view: one lucky shot is not enough."""
+    person, other = uuid.uuid4(), uuid.uuid4()
+    shots = [[Candidate(person, C, 0.3)], [Candidate(person, C, 0.6)], []]  # [] tells nothing
     decision = decide(shots, S)
-    assert decision.outcome is Outcome.RETURNING and decision.similarity == 0.6
+    assert decision.outcome is Outcome.RETURNING and decision.similarity == pytest.approx(0.45)
+    assert (
+        decide([[Candidate(person, C, 0.2)], [Candidate(person, C, 0.6)]], S).outcome is Outcome.NEW
+    )
+    # a stranger resembling someone in one shot only: the other shot's hits bound it from above
+    lucky = [[Candidate(person, C, 0.5), Candidate(other, C, 0.3)], [Candidate(other, C, 0.3)]]
+    assert decide(lucky, S).outcome is Outcome.NEW
     assert decide([[], []], S).outcome is Outcome.NEW
+
+
+def test_thresholds_rise_with_the_gallery_to_hold_the_false_link_rate() -> None:
+    """Open-set identification: every view in the gallery is one more chance for a stranger to
+    look like someone; the link threshold rises with the gallery (ADR 0012)."""
+    small, medium, large = (Thresholds.for_gallery(n, 10, S) for n in (10, 1_000, 100_000))
+    assert small.customer == S.customer_link_threshold  # never below the calibrated base
+    assert small.customer <= medium.customer < large.customer
+    # per view the chance may be target / views; at 9.1e-5 per view the base holds
+    at_base = round(S.target_false_link_rate / S.false_match_at_link)
+    assert open_set_threshold(0.415, at_base, S.target_false_link_rate, S) == pytest.approx(
+        0.415, abs=1e-3
+    )
+    tenfold = open_set_threshold(0.415, at_base * 10, S.target_false_link_rate, S)
+    assert tenfold == pytest.approx(0.415 + 1 / S.false_match_decades_per_unit, abs=1e-3)
+    assert Thresholds.for_gallery(0, 0, S) == Thresholds(
+        S.customer_link_threshold, S.staff_match_threshold
+    )
 
 
 def test_two_faces_at_once_are_never_the_same_person() -> None:

@@ -48,20 +48,73 @@ class Decision:
 
 
 def best_per_person(shots: Sequence[Sequence[Candidate]]) -> dict[tuple[PersonKind, UUID], float]:
-    """For each person hit by any shot of the track, the best similarity over the shots."""
-    best: dict[tuple[PersonKind, UUID], float] = {}
+    """For each person hit by any shot of the track: the mean over the shots of the person's best
+    view similarity in that shot (a shot whose top hits miss the person counts with its lowest
+    hit, an upper bound; a shot without hits is left out). One lucky shot is not enough: with several shots a stranger's score
+    falls towards the mean while the person's own stays high (ADR 0012)."""
+    per_shot: list[dict[tuple[PersonKind, UUID], float]] = []
+    floors: list[float] = []
     for candidates in shots:
+        if not candidates:
+            continue  # a shot the gallery had nothing for tells nothing
+        best: dict[tuple[PersonKind, UUID], float] = {}
         for c in candidates:
             key = (c.kind, c.person_id)
             if c.similarity > best.get(key, -2.0):
                 best[key] = c.similarity
-    return best
+        per_shot.append(best)
+        floors.append(min(c.similarity for c in candidates))
+    people = {key for shot in per_shot for key in shot}
+    return {
+        key: sum(shot.get(key, floor) for shot, floor in zip(per_shot, floors, strict=True))
+        / len(per_shot)
+        for key in people
+    }
+
+
+def open_set_threshold(
+    base: float, comparisons: int, target: float, settings: IdentitySettings
+) -> float:
+    """The threshold that keeps the chance of a stranger reaching it anywhere in a gallery of
+    ``comparisons`` views at ``target``: per view the chance may be ``target / comparisons``;
+    the measured false-match chance at the link threshold falls by
+    ``false_match_decades_per_unit`` decades per unit of similarity. Never below ``base``."""
+    if comparisons <= 0:
+        return base
+    allowed = target / comparisons
+    decades = np.log10(settings.false_match_at_link) - np.log10(allowed)
+    raised = settings.customer_link_threshold + decades / settings.false_match_decades_per_unit
+    return max(base, float(raised))
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The thresholds of one decision, for a tenant's current gallery sizes."""
+
+    customer: float
+    staff: float
+
+    @classmethod
+    def for_gallery(
+        cls, customer_views: int, staff_views: int, settings: IdentitySettings
+    ) -> Thresholds:
+        return cls(
+            open_set_threshold(
+                settings.customer_link_threshold, customer_views,
+                settings.target_false_link_rate, settings,
+            ),
+            open_set_threshold(
+                settings.staff_match_threshold, staff_views,
+                settings.target_false_staff_rate, settings,
+            ),
+        )  # fmt: skip
 
 
 def decide(
     shots: Sequence[Sequence[Candidate]],
     settings: IdentitySettings,
     excluded: frozenset[UUID] = frozenset(),
+    thresholds: Thresholds | None = None,
 ) -> Decision:
     """Staff first (defence in depth behind the edge filter), then the best customer above the
     stricter customer threshold, else a new customer.
@@ -69,14 +122,17 @@ def decide(
     ``excluded`` holds persons this track cannot be: people seen by another face of the same frame
     or another track at the same time (two faces at once are never the same person).
     """
+    limits = thresholds or Thresholds(
+        settings.customer_link_threshold, settings.staff_match_threshold
+    )
     scores = {k: v for k, v in best_per_person(shots).items() if k[1] not in excluded}
     ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
     staff = [(k, s) for k, s in ranked if k[0] is PersonKind.STAFF]
-    if staff and staff[0][1] >= settings.staff_match_threshold:
+    if staff and staff[0][1] >= limits.staff:
         (_, person), similarity = staff[0]
         return Decision(Outcome.STAFF, person, similarity, _runner_up(ranked, person))
     customers = [(k, s) for k, s in ranked if k[0] is PersonKind.CUSTOMER]
-    if customers and customers[0][1] >= settings.customer_link_threshold:
+    if customers and customers[0][1] >= limits.customer:
         (_, person), similarity = customers[0]
         return Decision(Outcome.RETURNING, person, similarity, _runner_up(ranked, person))
     return Decision(Outcome.NEW, None, None, ranked[0][1] if ranked else None)

@@ -9,6 +9,7 @@ visit; a replay (sequential or concurrent) finds it and gets the stored result b
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from visitlens.identity.decisions import (
     OpenVisit,
     Outcome,
     PersonKind,
+    Thresholds,
     View,
     VisitAction,
     choose_views,
@@ -48,6 +50,10 @@ from visitlens.vision.types import Floats
 logger = logging.getLogger(__name__)
 
 INGEST_ROLES = (Role.WORKER, Role.TENANT_ADMIN)
+GALLERY_SIZE_TTL_S = 60.0
+GALLERY_SIZE_EVERY = 32
+"""The gallery sizes behind the open-set thresholds are recounted after this long or this many
+events of a tenant, whichever comes first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +168,7 @@ class IngestService:
         self._db = db
         self._gallery = gallery
         self._settings = settings
+        self._gallery_sizes: dict[UUID, tuple[float, int, Thresholds]] = {}
 
     def check(
         self, principal: Principal, key: EventKey, track: Track, now: datetime | None = None
@@ -258,7 +265,27 @@ class IngestService:
         people = {h.person_id for per in hits for h in per}
         alive = await self._existing_people(track.tenant_id, people, scope)
         shots = [[h.candidate() for h in per if h.person_id in alive] for per in hits]
-        return decide(shots, self._settings, excluded)
+        thresholds = await self._thresholds(track.tenant_id, scope)
+        return decide(shots, self._settings, excluded, thresholds)
+
+    async def _thresholds(self, tenant_id: UUID, scope: DbScope) -> Thresholds:
+        """The open-set thresholds for the tenant's gallery sizes, recounted once a minute or
+        every ``GALLERY_SIZE_EVERY`` events of the tenant, whichever comes first (a busy new
+        store's gallery grows fast)."""
+        now = time.monotonic()
+        cached = self._gallery_sizes.get(tenant_id)
+        if cached is not None and cached[0] > now and cached[1] < GALLERY_SIZE_EVERY:
+            self._gallery_sizes[tenant_id] = (cached[0], cached[1] + 1, cached[2])
+            return cached[2]
+        async with self._db.transaction(scope) as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE person_kind = 'customer') AS customers, "
+                "count(*) FILTER (WHERE person_kind = 'staff') AS staff FROM person_embeddings"
+            )
+        assert row is not None
+        thresholds = Thresholds.for_gallery(row["customers"], row["staff"], self._settings)
+        self._gallery_sizes[tenant_id] = (now + GALLERY_SIZE_TTL_S, 0, thresholds)
+        return thresholds
 
     async def _existing_people(
         self, tenant_id: UUID, people: set[UUID], scope: DbScope
