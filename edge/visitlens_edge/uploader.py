@@ -91,10 +91,14 @@ class TokenSource:
             raise Transient(f"token: HTTP {response.status_code}")
         if response.is_error:  # a revoked or wrong key: an operator must act; keep retrying slowly
             raise Transient(f"token refused: HTTP {response.status_code} {_detail(response)}")
-        grant = response.json()
-        self._token = str(grant["access_token"])
-        self._renew_at = time.monotonic() + 0.8 * float(grant["expires_in"])
-        logger.info("token granted (role %s, %ss)", grant.get("role"), grant["expires_in"])
+        try:
+            grant = response.json()
+            token, lifetime = str(grant["access_token"]), float(grant["expires_in"])
+        except (ValueError, KeyError, TypeError) as exc:  # a 2xx that is not a token: retry
+            raise Transient(f"token: unexpected answer ({type(exc).__name__})") from exc
+        self._token = token
+        self._renew_at = time.monotonic() + 0.8 * lifetime
+        logger.info("token granted (role %s, %ss)", grant.get("role"), lifetime)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -152,14 +156,21 @@ class Uploader:
             f"/v1/tenants/{self.settings.tenant_id}/sites/{self.settings.site_id}/cameras/"
             f"{pending.data['camera_id']}/snapshots"
         )
-        grant = self._call(
+        answer = self._call(
             "POST",
             path,
             json={"track_id": pending.snapshot_track, "captured_at": pending.snapshot_time},
-        ).json()
+        )
+        try:
+            grant = answer.json()
+            url, key = str(grant["url"]), str(grant["key"])
+        except (ValueError, KeyError, TypeError) as exc:
+            # A 2xx that is not an upload grant: the snapshot is given up, the event goes on
+            # (retrying would hold every later event behind this one for good).
+            raise Refused(answer.status_code, "unexpected answer to the snapshot request") from exc
         try:
             put = httpx.put(
-                grant["url"],
+                url,
                 content=pending.snapshot,
                 headers={"content-type": "image/jpeg"},
                 timeout=self.settings.delivery.timeout_s,
@@ -171,7 +182,7 @@ class Uploader:
             raise Transient(f"snapshot upload: HTTP {put.status_code}")
         if put.is_error:
             raise Refused(put.status_code, "snapshot upload refused")
-        return str(grant["key"])
+        return key
 
     def deliver(self, seq: int) -> None:
         """One attempt at one queued event; raises Transient to be retried."""
@@ -229,7 +240,12 @@ class Uploader:
         self.stats.staff_gallery_synced_at = time.time()
         if response.status_code == 304:
             return
-        gallery = staff.StaffGallery.from_body(response.json(), response.headers.get("etag"))
+        try:
+            gallery = staff.StaffGallery.from_body(response.json(), response.headers.get("etag"))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("staff gallery answer unusable (%s); keeping the last copy",
+                           type(exc).__name__)  # fmt: skip
+            return
         staff.save(self.settings.queue.dir, gallery)
         self._gallery_etag = gallery.etag
         self.stats.staff_gallery_version = gallery.version

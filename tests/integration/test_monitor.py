@@ -83,3 +83,33 @@ async def test_a_new_visit_arrives_live_and_a_reconnect_resumes(
         bad = await http.get(url, headers={**headers, "last-event-id": "nonsense"})
         assert bad.status_code == 422
     print(f"monitor latency {latency_ms:.0f} ms")  # noqa: T201 - shown with -s
+
+
+async def test_more_changes_than_a_page_in_the_overlap_window_all_arrive(
+    dev_server: DevServer, world: TenantWorld, db: Database
+) -> None:
+    """600 visit changes inside the 10-s overlap window: every one is sent (the stream used to
+    re-read the same first 500 rows for ever, in a hot loop)."""
+    url = f"{dev_server.base}/v1/tenants/{world.tenant_id}/monitor"
+    seen: set[str] = set()
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=30)) as http:
+        async with http.stream("GET", url, headers=world.auth(world.admin)) as response:
+            assert response.status_code == 200
+            stream = events(response)
+            assert (await anext(stream))["event"] == "ready"
+            tenant = uuid.UUID(world.tenant_id)
+            now = datetime.now(UTC)
+            async with db.transaction(DbScope(tenant)) as conn:
+                await conn.execute(
+                    "INSERT INTO visits (tenant_id, site_id, started_at, ended_at, is_new) "
+                    "SELECT $1, $2, $3::timestamptz, $3::timestamptz + interval '5 seconds', true "
+                    "FROM generate_series(1, 600)",
+                    tenant, uuid.UUID(world.site_a), now,
+                )  # fmt: skip
+            deadline = time.monotonic() + 20
+            async for event in stream:
+                if event["event"] == "visit":
+                    seen.add(json.loads(event["data"])["visit_id"])
+                if len(seen) == 600 or time.monotonic() > deadline:
+                    break
+    assert len(seen) == 600

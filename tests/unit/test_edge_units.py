@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from visitlens_edge.config import ConfigError, TrackingSettings, load
 from visitlens_edge.queue import DiskQueue, QueueFull
 from visitlens_edge.staff import StaffGallery
 from visitlens_edge.tracking import Observation, Tracker
+
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD = """
 tenant_id: 0b7c1a52-3d1e-4c57-9a7e-2f1d8e6b4a10
@@ -197,3 +200,35 @@ def test_the_staff_threshold_comes_from_the_server_with_the_gallery() -> None:
     assert gallery.threshold == 0.41
     assert StaffGallery.from_body(gallery.to_body(), gallery.etag).threshold == 0.41
     assert StaffGallery.from_body({**body, "staff_match_threshold": None}, None).threshold is None
+
+
+def test_a_2xx_that_is_not_what_the_uploader_expects_is_retried_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """A proxy's 200 page instead of a token: a Transient (retried with backoff), never a
+    KeyError that ends the uploader; the same for the snapshot grant (given up, event goes on)."""
+    import httpx
+
+    from visitlens_edge.uploader import Refused, TokenSource, Transient, Uploader
+
+    key = tmp_path / "api-key"
+    key.write_text("vlk_x_y")
+    text = (REPO / "edge" / "edge.example.yaml").read_text().replace("var/edge", str(tmp_path))
+    config = tmp_path / "edge.yaml"
+    config.write_text(text.replace("credentials_file: api-key", f"credentials_file: {key}"))
+    settings = load(config)
+    odd = httpx.Client(
+        base_url="http://edge.test",
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>welcome</html>")),
+    )
+    with pytest.raises(Transient):
+        TokenSource(odd, settings).header()
+    uploader = Uploader(settings, threading.Event(), None)
+    uploader.client = odd
+    uploader.tokens = TokenSource(odd, settings)
+    uploader.tokens._token, uploader.tokens._renew_at = "t", float("inf")
+    pending = type("P", (), {"snapshot": b"jpeg", "snapshot_track": "t1",
+                             "snapshot_time": "2026-11-30T10:00:00Z", "data": {"camera_id": "c"}})()  # fmt: skip
+    with pytest.raises(Refused):
+        uploader._upload_snapshot(pending)
+    uploader.queue.close()

@@ -104,7 +104,8 @@ class Gallery:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    self._ensure_collection()
+                    # synchronous gRPC set-up, once: off the event loop
+                    await asyncio.to_thread(self._ensure_collection)
                     token = self._settings.token.get_secret_value() if self._settings.token else ""
                     self._client = AsyncMilvusClient(
                         uri=self._uri, token=token, db_name=self._settings.db_name,
@@ -279,6 +280,7 @@ class Gallery:
             for item in batch:
                 groups.setdefault(item.expression, []).append(item)
             await asyncio.gather(*(self._run_group(e, items) for e, items in groups.items()))
+            _fail(batch, TransientError("gallery search was not answered"))  # none left waiting
 
     async def _run_group(self, expression: str, items: list[_Pending]) -> None:
         top_k = max(i.top_k for i in items)
@@ -287,9 +289,13 @@ class Gallery:
                 np.concatenate([i.vectors for i in items]), top_k, expression
             )
         except VisitlensError as exc:
-            for item in items:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            _fail(items, exc)
+            return
+        except Exception as exc:  # a supervision boundary: see below
+            # Anything unexpected (a driver's changed result shape, a bug) must fail this
+            # group's waiters, never end the batcher: every later search would wait for ever.
+            logger.error("gallery search failed: %s", type(exc).__name__)
+            _fail(items, TransientError(f"gallery search failed: {type(exc).__name__}"))
             return
         start = 0
         for item in items:
@@ -315,7 +321,8 @@ class Gallery:
         return [
             [
                 Hit(
-                    view_id=UUID(hit["view_id"]),
+                    # Milvus Lite names the primary key; a Milvus server returns it as "id"
+                    view_id=UUID(str(hit.get("view_id") or hit["id"])),
                     person_id=UUID(hit["entity"]["person_id"]),
                     kind=PersonKind(hit["entity"]["kind"]),
                     # float32 inner products of unit vectors can exceed 1 by an ulp
@@ -354,3 +361,10 @@ class Gallery:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _fail(items: Sequence[_Pending], error: VisitlensError) -> None:
+    """Answer every waiter not answered yet with ``error``."""
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(error)

@@ -47,6 +47,12 @@ def stop(settings: Settings) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     user = "pgserver" if os.geteuid() == 0 else None
+    if user is not None:
+        # As at start: the server's user must be able to reach its data dir (another process,
+        # e.g. a second pytest session, may have closed a parent folder since).
+        from pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     except subprocess.CalledProcessError as exc:
