@@ -25,10 +25,11 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
-lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests
+lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests; import contracts
 	$(BIN)/ruff check functions edge tests scripts
 	$(BIN)/ruff format --check functions edge tests scripts
 	$(BIN)/mypy functions/visitlens edge/visitlens_edge $(wildcard functions/*/main.py) tests
+	$(BIN)/lint-imports
 
 typecheck: lint
 
