@@ -176,7 +176,12 @@ class EventTokenIssuer:
         self.kid = public["n"][:16]
         public.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
         self.jwks_path = directory / JWKS_FILE
-        self.jwks_path.write_text(json.dumps({"keys": [public]}))
+        published = json.dumps({"keys": [public]})
+        if not self.jwks_path.exists() or self.jwks_path.read_text() != published:
+            # atomically: function processes may be reading the file at this moment
+            partial = directory / f".{JWKS_FILE}.{os.getpid()}"
+            partial.write_text(published)
+            partial.replace(self.jwks_path)
         token_path = directory / MINIO_TOKEN_FILE
         if not token_path.exists():
             _write_private(token_path, uuid.uuid4().hex.encode() + uuid.uuid4().hex.encode())
