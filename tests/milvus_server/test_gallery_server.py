@@ -1,0 +1,110 @@
+"""The gallery adapter against a real Milvus standalone server (2.3.5), the stand-in for
+production: partition key, inserts, tenant-filtered and multi-vector searches, deletes by filter
+with their counts, and a view visible to the next search right after its insert."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from pymilvus import MilvusClient
+from pymilvus.client.constants import ConsistencyLevel
+
+from visitlens.adapters.gallery import CONSISTENCY, Gallery, GalleryRow
+from visitlens.config import MilvusSettings
+from visitlens.identity.decisions import PersonKind
+
+pytestmark = pytest.mark.integration
+rng = np.random.default_rng(23)
+DIM = 128
+
+
+def unit(n: int) -> np.ndarray:
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+@pytest.fixture
+async def gallery(milvus_server_uri: str) -> AsyncIterator[Gallery]:
+    # a server seals its own segments: no client-side flushes
+    settings = MilvusSettings(uri=milvus_server_uri, flush_after_inserts=0)
+    g = Gallery(milvus_server_uri, settings, f"srv-{uuid.uuid4().hex[:8]}", DIM)
+    yield g
+    await g.close()
+
+
+def rows_of(tenant: uuid.UUID, people: list[uuid.UUID], vectors: np.ndarray) -> list[GalleryRow]:
+    return [
+        GalleryRow(uuid.uuid4(), tenant, people[i], PersonKind.CUSTOMER, vectors[i])
+        for i in range(len(people))
+    ]
+
+
+async def test_collection_has_tenant_partition_key_and_session_consistency(
+    gallery: Gallery, milvus_server_uri: str
+) -> None:
+    await gallery.client()
+    sync = MilvusClient(uri=milvus_server_uri)
+    try:
+        described = sync.describe_collection(gallery.collection)
+    finally:
+        sync.close()
+    fields = {f["name"]: f for f in described["fields"]}
+    assert fields["tenant_id"].get("is_partition_key") is True
+    assert fields["view_id"].get("is_primary") is True
+    assert int(fields["embedding"]["params"]["dim"]) == DIM
+    assert described["consistency_level"] == ConsistencyLevel.Value(CONSISTENCY)
+
+
+async def test_a_view_is_found_by_the_very_next_search(gallery: Gallery) -> None:
+    """Ingest inserts a new person's views and the next pass must find them (no time tick wait)."""
+    tenant = uuid.uuid4()
+    await gallery.insert(rows_of(tenant, [uuid.uuid4() for _ in range(50)], unit(50)))
+    person, vector = uuid.uuid4(), unit(1)
+    row = GalleryRow(uuid.uuid4(), tenant, person, PersonKind.CUSTOMER, vector[0])
+    await gallery.insert([row])
+    hits = await gallery.search(tenant, vector, top_k=3)
+    assert hits[0][0].person_id == person and hits[0][0].view_id == row.view_id
+    assert hits[0][0].similarity == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_tenant_filtered_multi_vector_search(gallery: Gallery) -> None:
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    vectors = unit(60)
+    people = [uuid.uuid4() for _ in range(60)]
+    await gallery.insert(rows_of(tenant_a, people[:30], vectors[:30]))
+    await gallery.insert(rows_of(tenant_b, people[30:], vectors[30:]))
+    # one call, many query vectors: each gets its own answer, in order
+    hits = await gallery.search(tenant_a, vectors[:30], top_k=5)
+    assert [per[0].person_id for per in hits] == people[:30]
+    # B's own vectors searched as A: nothing of B comes back
+    crossed = await gallery.search(tenant_a, vectors[30:], top_k=10)
+    assert all(h.person_id in set(people[:30]) for per in crossed for h in per)
+    assert all(len(per) == 10 for per in crossed)
+
+
+async def test_deletes_by_filter_report_counts_and_stay_in_the_tenant(gallery: Gallery) -> None:
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    person = uuid.uuid4()
+    vectors = unit(4)
+    mine = [GalleryRow(uuid.uuid4(), tenant_a, person, PersonKind.CUSTOMER, v) for v in vectors[:3]]
+    other = GalleryRow(uuid.uuid4(), tenant_b, person, PersonKind.CUSTOMER, vectors[3])
+    await gallery.insert([*mine, other])
+    # tenant B names A's views: nothing is deleted
+    assert await gallery.delete_views(tenant_b, [r.view_id for r in mine]) == 0
+    assert await gallery.delete_views(tenant_a, [mine[0].view_id]) == 1
+    assert await gallery.delete_person(tenant_a, person) == 2
+    # A delete reaches searches at the server's next time tick (Session covers this instance's
+    # inserts, not its deletes): ingest never relies on it, every hit is checked against
+    # PostgreSQL. Within a second they are gone.
+    deadline = asyncio.get_running_loop().time() + 2.0
+    while await gallery.search(tenant_a, vectors[:3], top_k=3) != [[], [], []]:
+        assert asyncio.get_running_loop().time() < deadline, "deleted views still found after 2 s"
+        await asyncio.sleep(0.05)
+    left = await gallery.search(tenant_b, vectors[3:], top_k=1)
+    assert left[0][0].view_id == other.view_id
+    assert await gallery.delete_person(tenant_a, person) == 0
