@@ -195,6 +195,19 @@ class DeliverySettings(_Strict):
         default=10.0, ge=0, le=600, description="on stop, keep delivering this long"
     )
     verify_tls: bool = Field(default=True)
+    batch_max_events: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        description="with a backlog, send up to this many events as one CloudEvents batch "
+        "(application/cloudevents-batch+json); 1: one event per request",
+    )
+    batch_max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=4 * 1024 * 1024,
+        description="a batch stops growing at this many bytes (the server takes up to 4 MiB)",
+    )
 
 
 class ApiSettings(_Strict):

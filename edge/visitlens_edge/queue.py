@@ -162,6 +162,11 @@ class DiskQueue:
         """The oldest queued event."""
         return self._pending(self._db.execute(self._SELECT + "ORDER BY e.seq LIMIT 1").fetchone())
 
+    def heads(self, limit: int) -> list[Pending]:
+        """The ``limit`` oldest queued events, oldest first."""
+        rows = self._db.execute(self._SELECT + "ORDER BY e.seq LIMIT ?", (limit,)).fetchall()
+        return [p for p in map(self._pending, rows) if p is not None]
+
     def get(self, seq: int) -> Pending | None:
         return self._pending(self._db.execute(self._SELECT + "WHERE e.seq = ?", (seq,)).fetchone())
 

@@ -8,10 +8,14 @@
   than 401/408/429: refused for good, kept in ``dead_letters`` with the reason. Anything else
   (5xx, 429, timeouts, no route): retried with exponential backoff and jitter, in order: nothing
   behind it overtakes it.
+- A backlog (after an outage) goes as CloudEvents batches of the oldest events
+  (``delivery.batch_max_events``/``batch_max_bytes``); the server answers each event, and each
+  answer is handled as above.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -20,7 +24,7 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 import httpx
-from cloudevents.conversion import to_binary
+from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent
 from tenacity import (
     RetryError,
@@ -36,6 +40,9 @@ from visitlens_edge.queue import DiskQueue, Pending
 
 logger = logging.getLogger(__name__)
 RETRY_STATUSES = {401, 408, 425, 429}
+BATCH = "application/cloudevents-batch+json"
+SINGLE_AFTER_REFUSAL_S = 300.0
+"""After the server refuses a batch as such, events go one by one for this long."""
 
 
 class Transient(Exception):
@@ -59,6 +66,7 @@ class UploaderStats:
     snapshots_uploaded: int = 0
     snapshots_given_up: int = 0
     retries: int = 0
+    batches: int = 0
     last_success_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
@@ -129,6 +137,7 @@ class Uploader:
         self.tokens = TokenSource(self.client, settings)
         self._next_gallery_sync = 0.0
         self._last_report = 0.0
+        self._single_until = 0.0
         current = staff.load(settings.queue.dir)
         self._gallery_etag = current.etag if current else None
         if current is not None:
@@ -184,40 +193,107 @@ class Uploader:
             raise Refused(put.status_code, "snapshot upload refused")
         return key
 
+    def _with_snapshot(self, pending: Pending) -> Pending:
+        """Upload the event's snapshot first (if it has one); the event then names its key."""
+        if pending.snapshot is None:
+            return pending
+        try:
+            key: str | None = self._upload_snapshot(pending)
+            self.stats.snapshots_uploaded += 1
+        except Refused as exc:
+            logger.warning("event %s: snapshot refused (%s); sent without", pending.event_id, exc)
+            self.stats.snapshots_given_up += 1
+            key = None
+        self.queue.snapshot_done(pending.seq, key)
+        return self.queue.get(pending.seq) or pending
+
     def deliver(self, seq: int) -> None:
         """One attempt at one queued event; raises Transient to be retried."""
         pending = self.queue.get(seq)
         if pending is None:
             return
-        if pending.snapshot is not None:
-            try:
-                key: str | None = self._upload_snapshot(pending)
-                self.stats.snapshots_uploaded += 1
-            except Refused as exc:
-                logger.warning(
-                    "event %s: snapshot refused (%s); sent without", pending.event_id, exc
-                )
-                self.stats.snapshots_given_up += 1
-                key = None
-            self.queue.snapshot_done(pending.seq, key)
-            pending = self.queue.get(seq) or pending
+        pending = self._with_snapshot(pending)
         headers, body = to_binary(CloudEvent(pending.attributes, pending.data))
         try:
             response = self._call(
                 "POST", self.settings.api.events_path, headers=dict(headers), content=body
             )
         except Refused as exc:
-            self.queue.dead_letter(pending, exc.status, exc.reason)
-            self.stats.dead_lettered += 1
-            logger.error(
-                "event %s refused by the server for good (%d): %s; kept in dead_letters",
-                pending.event_id, exc.status, exc.reason,
-            )  # fmt: skip
+            self._refused(pending, exc.status, exc.reason)
             return
+        self._delivered(pending, response.status_code)
+
+    def deliver_batch(self, seqs: list[int]) -> None:
+        """One attempt at the oldest events as one CloudEvents batch; the server answers each.
+        Counted ones are acknowledged, refused ones dead-lettered, the rest retried (Transient).
+        A server that refuses the batch itself (one without batches, or a body it will not take)
+        gets the events one by one for a while."""
+        group = [p for p in map(self.queue.get, seqs) if p is not None]
+        if not group:
+            return
+        sent: list[Pending] = []
+        elements: list[str] = []
+        size = 2
+        for pending in group:
+            pending = self._with_snapshot(pending)
+            element = json.dumps(to_dict(CloudEvent(pending.attributes, pending.data)))
+            if sent and size + len(element) + 1 > self.settings.delivery.batch_max_bytes:
+                break
+            sent.append(pending)
+            elements.append(element)
+            size += len(element) + 1
+        body = ("[" + ",".join(elements) + "]").encode()
+        try:
+            response = self._call(
+                "POST", self.settings.api.events_path, headers={"content-type": BATCH}, content=body
+            )
+        except Refused as exc:
+            logger.warning("batch refused (%d: %s); sending one by one", exc.status, exc.reason)
+            self._single_until = time.monotonic() + SINGLE_AFTER_REFUSAL_S
+            self.deliver(sent[0].seq)
+            return
+        try:
+            results = response.json()["results"]
+            statuses = [int(r["status"]) for r in results]
+            if len(statuses) != len(sent):
+                raise ValueError("one result per event expected")
+        except (ValueError, KeyError, TypeError) as exc:
+            # A 2xx that answers no event: send them one by one (replays count nothing twice).
+            self._single_until = time.monotonic() + SINGLE_AFTER_REFUSAL_S
+            raise Transient(f"unexpected answer to a batch ({type(exc).__name__})") from exc
+        self.stats.batches += 1
+        retry = refused = 0
+        for pending, status, result in zip(sent, statuses, results, strict=True):
+            if 200 <= status < 300:
+                self._delivered(pending, status)
+            elif status >= 500 or status in RETRY_STATUSES:
+                retry += 1
+                self.queue.retry_later(pending.seq, f"HTTP {status}")
+            else:
+                refused += 1
+                problem = result.get("problem") if isinstance(result, dict) else None
+                detail = problem.get("detail", "") if isinstance(problem, dict) else ""
+                self._refused(pending, status, str(detail)[:300])
+        logger.info(
+            "batch of %d events: %d counted, %d refused, %d to retry",
+            len(sent), len(sent) - retry - refused, refused, retry,
+        )  # fmt: skip
+        if retry:
+            raise Transient(f"{retry} event(s) of a batch to be retried")
+
+    def _delivered(self, pending: Pending, status: int) -> None:
         self.queue.ack(pending.seq)
         self.stats.delivered += 1
         self.stats.last_success_at = time.time()
-        logger.info("event %s delivered (%d)", pending.event_id, response.status_code)
+        logger.info("event %s delivered (%d)", pending.event_id, status)
+
+    def _refused(self, pending: Pending, status: int, reason: str) -> None:
+        self.queue.dead_letter(pending, status, reason)
+        self.stats.dead_lettered += 1
+        logger.error(
+            "event %s refused by the server for good (%d): %s; kept in dead_letters",
+            pending.event_id, status, reason,
+        )  # fmt: skip
 
     # --- the staff gallery ------------------------------------------------------------------
 
@@ -259,7 +335,8 @@ class Uploader:
     # --- the loop ---------------------------------------------------------------------------
 
     def run_once(self, stop: threading.Event) -> bool:
-        """Deliver the head of the queue, retrying with backoff; False when the queue is empty."""
+        """Deliver the head of the queue (with a backlog: the oldest events as one batch),
+        retrying with backoff; False when the queue is empty."""
         pending = self.queue.head()
         if pending is None:
             return False
@@ -291,10 +368,21 @@ class Uploader:
             reraise=False,
         )
         try:
-            retrying(self.deliver, pending.seq)
+            retrying(self._attempt)
         except RetryError:
             return False  # stopping: the event stays queued
         return True
+
+    def _attempt(self) -> None:
+        """The oldest events as one batch when more than one waits (the backlog grows while an
+        outage lasts: chosen anew at every attempt), else the oldest alone."""
+        batch = self.settings.delivery.batch_max_events
+        single = batch <= 1 or time.monotonic() < self._single_until
+        group = self.queue.heads(1 if single else batch)
+        if len(group) > 1:
+            self.deliver_batch([p.seq for p in group])
+        elif group:
+            self.deliver(group[0].seq)
 
     def run(self) -> None:
         """Deliver until stopped; after a stop, keep going for the grace period, then leave."""

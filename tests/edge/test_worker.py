@@ -229,3 +229,4 @@ async def test_outage_events_wait_on_disk_and_are_replayed_exactly_once(
     assert len(counts["sightings"]) == 5 and len({r["ce_id"] for r in counts["sightings"]}) == 5
     assert len(counts["visits"]) == 4 and counts["customers"] == 3
     assert "not delivered" in log.read_text()
+    assert "batch of " in log.read_text()  # the backlog went back as a CloudEvents batch

@@ -232,3 +232,63 @@ def test_a_2xx_that_is_not_what_the_uploader_expects_is_retried_not_a_crash(
     with pytest.raises(Refused):
         uploader._upload_snapshot(pending)
     uploader.queue.close()
+
+
+def test_a_backlog_goes_as_batches_and_each_answer_is_handled(tmp_path: Path) -> None:
+    """Counted events are acknowledged, refused ones dead-lettered with the reason, retryable ones
+    stay queued; a server that refuses batches as such gets the events one by one."""
+    import json
+
+    import httpx
+
+    from visitlens_edge.uploader import BATCH, TokenSource, Transient, Uploader
+
+    text = (REPO / "edge" / "edge.example.yaml").read_text().replace("var/edge", str(tmp_path))
+    key = tmp_path / "api-key"
+    key.write_text("vlk_x_y")
+    config = tmp_path / "edge.yaml"
+    config.write_text(text.replace("credentials_file: api-key", f"credentials_file: {key}"))
+    settings = load(config)
+    seen: list[tuple[str, int]] = []
+    refuse_batches = False
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("content-type") == BATCH:
+            if refuse_batches:
+                return httpx.Response(415, json={"detail": "no batches here"})
+            events = json.loads(request.content)
+            seen.append(("batch", len(events)))
+            statuses = [422 if e["data"]["n"] == 2 else 429 if e["data"]["n"] == 3 else 200
+                        for e in events]  # fmt: skip
+            return httpx.Response(200, json={"results": [
+                {"id": e["id"], "status": s, **({"problem": {"detail": "bad"}} if s >= 400 else {})}
+                for e, s in zip(events, statuses, strict=True)]})  # fmt: skip
+        seen.append(("single", 1))
+        return httpx.Response(200, json={"outcome": "new"})
+
+    client = httpx.Client(base_url="http://edge.test", transport=httpx.MockTransport(server))
+    uploader = Uploader(settings, threading.Event(), None)
+    uploader.client = client
+    uploader.tokens = TokenSource(client, settings)
+    uploader.tokens._token, uploader.tokens._renew_at = "t", float("inf")
+    for n in range(6):
+        attributes = {"id": f"e{n}", "source": "/s", "type": "com.visitlens.face.detected.v2"}
+        uploader.queue.put("c", attributes, {"n": n})
+
+    seqs = [p.seq for p in uploader.queue.heads(10)]
+    with pytest.raises(Transient, match="1 event"):
+        uploader.deliver_batch(seqs)
+    assert seen == [("batch", 6)]
+    left = [p.event_id for p in uploader.queue.heads(10)]
+    assert left == ["e3"]  # retried later; e2 dead-lettered, the rest counted
+    assert uploader.stats.delivered == 4 and uploader.stats.dead_lettered == 1
+
+    refuse_batches = True
+    for n in (6, 7):
+        attributes = {"id": f"e{n}", "source": "/s", "type": "com.visitlens.face.detected.v2"}
+        uploader.queue.put("c", attributes, {"n": n})
+    uploader.deliver_batch([p.seq for p in uploader.queue.heads(10)])
+    assert seen[-1] == ("single", 1)  # the head went alone
+    assert uploader.run_once(threading.Event())  # and so does the rest, for a while
+    assert seen[-1] == ("single", 1) and len(uploader.queue.heads(10)) == 1
+    uploader.queue.close()

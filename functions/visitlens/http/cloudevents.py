@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException as CloudEventError
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import CloudEvent, from_dict, from_http
 from starlette.requests import Request
 from starlette.responses import Response
 from tenacity import (
@@ -25,7 +25,7 @@ from tenacity import (
 
 from visitlens.adapters.event_tokens import read_token_file
 from visitlens.config import EventAuthSettings
-from visitlens.errors import InvalidInput, MalformedBody, VisitlensError
+from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
 
@@ -39,6 +39,9 @@ MAX_ATTRIBUTE_LENGTH = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
+
+
 async def read_event(request: Request, limit: int) -> CloudEvent:
     """A binary or structured CloudEvent within ``limit`` bytes whose context attributes are
     usable as keys: ``id``, ``source`` and ``type`` present, short, free of control characters."""
@@ -49,6 +52,45 @@ async def read_event(request: Request, limit: int) -> CloudEvent:
         raise MalformedBody(f"not a CloudEvent: {exc}") from exc
     except RecursionError as exc:
         raise MalformedBody("not a CloudEvent: JSON nested too deeply") from exc
+    return check_attributes(event)
+
+
+def is_batch(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == BATCH_MEDIA_TYPE
+
+
+async def read_batch(
+    request: Request, limit: int, max_events: int
+) -> list[CloudEvent | VisitlensError]:
+    """A CloudEvents batch (JSON array of structured-mode events) within ``limit`` bytes and
+    ``max_events`` events: each element is an event or the reason it is not one."""
+    body = await read_limited(request, limit)
+    try:
+        elements = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"not a CloudEvents batch: {type(exc).__name__}") from exc
+    if not isinstance(elements, list) or not elements:
+        raise MalformedBody("a CloudEvents batch is a non-empty JSON array of events")
+    if len(elements) > max_events:
+        raise PayloadTooLarge(f"a batch holds at most {max_events} events, not {len(elements)}")
+    events: list[CloudEvent | VisitlensError] = []
+    for element in elements:
+        try:
+            if not isinstance(element, dict):
+                raise MalformedBody("a batch element must be a structured-mode CloudEvent")
+            try:
+                event = from_dict(element)
+            except (CloudEventError, ValueError, TypeError) as exc:
+                raise MalformedBody(f"not a CloudEvent: {exc}") from exc
+            events.append(check_attributes(event))
+        except VisitlensError as error:
+            events.append(error)
+    return events
+
+
+def check_attributes(event: CloudEvent) -> CloudEvent:
+    """``id``, ``source`` and ``type`` present, short, free of control characters."""
     for name in ("id", "source", "type"):
         value = event.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -97,28 +139,40 @@ async def publish(
     """Post an event to the sink (``K_SINK``: a Knative SinkBinding, or the local gateway's
     Broker) with the publisher's token, a few tries; False (logged) when there is no sink or it
     stays unavailable — consumers that must not miss anything also reconcile on a schedule."""
+    return await publish_all(settings, [(attributes, data)]) == 1
+
+
+async def publish_all(
+    settings: EventAuthSettings, events: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> int:
+    """:func:`publish` for several events over one connection; how many were accepted."""
     sink = settings.sink
-    if not sink:
-        return False
-    headers, body = to_binary(CloudEvent(attributes, data))
+    if not sink or not events:
+        return 0
     token = read_token_file(settings.publish_token_file)
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(3),
-            wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
-            retry=retry_if_exception_type(httpx.HTTPError),
-            reraise=True,
-        ):
-            with attempt:
-                async with httpx.AsyncClient(timeout=5) as client:
-                    response = await client.post(sink, headers=dict(headers), content=body)
-                    response.raise_for_status()
-    except httpx.HTTPError as exc:
-        logger.warning("event %s not published: %s", attributes.get("id"), type(exc).__name__)
-        return False
-    return True
+    published = 0
+    async with httpx.AsyncClient(timeout=5) as client:
+        for attributes, data in events:
+            headers, body = to_binary(CloudEvent(attributes, data))
+            if token:
+                headers["authorization"] = f"Bearer {token}"
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(3),
+                    wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
+                    retry=retry_if_exception_type(httpx.HTTPError),
+                    reraise=True,
+                ):
+                    with attempt:
+                        response = await client.post(sink, headers=dict(headers), content=body)
+                        response.raise_for_status()
+            except httpx.HTTPError as exc:
+                logger.warning(
+                    "event %s not published: %s", attributes.get("id"), type(exc).__name__
+                )
+                continue
+            published += 1
+    return published
 
 
 def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:

@@ -10,14 +10,14 @@ from starlette.responses import JSONResponse
 from visitlens.errors import RateLimited, Unauthenticated, VisitlensError
 from visitlens.validation import from_validation_error
 
-__all__ = ["PROBLEM_JSON", "from_validation_error", "problem_response"]
+__all__ = ["PROBLEM_JSON", "from_validation_error", "problem_document", "problem_response"]
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem_response(error: VisitlensError, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem_document(error: VisitlensError) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://visitlens.dev/problems/{error.code}",
         "title": error.code.replace("_", " "),
@@ -26,6 +26,11 @@ def problem_response(error: VisitlensError, headers: dict[str, str] | None = Non
     }
     if error.problems:
         body["errors"] = [{"field": p.field, "message": p.message} for p in error.problems]
+    return body
+
+
+def problem_response(error: VisitlensError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = problem_document(error)
     extra = dict(headers or {})
     if isinstance(error, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="visitlens"')

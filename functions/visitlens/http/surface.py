@@ -31,7 +31,10 @@ EVENT_ROUTES = [
     openapi.EventRoute(
         path="/v1/events",
         summary="A face.detected event from an edge worker (its worker token): counted exactly "
-        "once; the reply is a visit.recorded CloudEvent",
+        "once; the reply is a visit.recorded CloudEvent. An edge's backlog may come as one "
+        "application/cloudevents-batch+json request (at most 100 events, 4 MiB): the answer is "
+        "then JSON, {results: [...]} with one entry per event in order, each with its status and "
+        "either the outcome (sighting, customer, visit, replayed) or the problem that refused it",
         event_types=(
             EventType.FACE_DETECTED_V3, EventType.FACE_DETECTED_V2, EventType.FACE_DETECTED_V1
         ),

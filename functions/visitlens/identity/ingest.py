@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from visitlens.contracts import (
 )
 from visitlens.errors import Conflict, InvalidInput, VisitlensError
 from visitlens.identity.decisions import (
+    Candidate,
     Decision,
     OpenVisit,
     Outcome,
@@ -110,6 +112,14 @@ class EventKey:
     event_type: str
     digest: bytes | None = None
     """SHA-256 of the event's data: the same id with other data is a conflict, not a replay."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One event of a batch: its key and its pass."""
+
+    key: EventKey
+    track: Track
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,76 +207,171 @@ class IngestService:
             )
 
     async def ingest(self, principal: Principal, key: EventKey, track: Track) -> IngestResult:
-        self.check(principal, key, track)
-        scope = principal.db_scope(track.tenant_id)
-        async with self._db.transaction(scope) as conn:
-            stored = await _stored_result(conn, track.tenant_id, key)
-            if stored is not None:
-                return stored
-            site = await conn.fetchrow(
-                "SELECT s.visit_window_s, t.replay_horizon_days, t.demographics_enabled "
-                "FROM cameras c "
-                "JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = s.tenant_id "
-                "WHERE c.id = $1 AND c.site_id = $2",
-                track.camera_id,
-                track.site_id,
-            )
-            if site is None:
-                raise InvalidInput("unknown camera at this site", field="data.camera_id")
-            check_horizon(track, datetime.now(UTC), site["replay_horizon_days"])
-            excluded = await _busy_people(conn, track)
+        """One event: its result, or the error that refuses it."""
+        (outcome,) = await self.ingest_many(principal, [Submission(key, track)])
+        if isinstance(outcome, VisitlensError):
+            raise outcome
+        return outcome
 
-        decision = await self._decide(track, excluded, scope)
+    async def ingest_many(
+        self, principal: Principal, items: Sequence[Submission]
+    ) -> list[IngestResult | VisitlensError]:
+        """A batch, in order: one read transaction, one multi-vector gallery search and one write
+        transaction for all of it, with a result or a refusal per event. A refusal changes
+        nothing; a transient failure (database, gallery) raises and nothing of the batch counts,
+        so the sender retries it whole (replays count nothing twice)."""
+        outcomes: list[IngestResult | VisitlensError | None] = [None] * len(items)
+        now = datetime.now(UTC)
+        by_tenant: dict[UUID, list[int]] = {}
+        for i, item in enumerate(items):
+            try:
+                self.check(principal, item.key, item.track, now)
+            except VisitlensError as error:
+                outcomes[i] = error
+                continue
+            by_tenant.setdefault(item.track.tenant_id, []).append(i)
+        for tenant_id, indices in by_tenant.items():
+            await self._ingest_tenant(principal, tenant_id, items, indices, outcomes, now)
+        return [o for o in outcomes if o is not None]
+
+    async def _ingest_tenant(
+        self,
+        principal: Principal,
+        tenant_id: UUID,
+        items: Sequence[Submission],
+        indices: list[int],
+        outcomes: list[IngestResult | VisitlensError | None],
+        now: datetime,
+    ) -> None:
+        scope = principal.db_scope(tenant_id)
+        async with self._db.transaction(scope) as conn:
+            stored = await _stored_results(conn, tenant_id, [items[i].key for i in indices])
+            cameras = await _cameras(conn, {items[i].track.camera_id for i in indices})
+            todo: list[int] = []
+            for i in indices:
+                key, track = items[i].key, items[i].track
+                try:
+                    replay = _replayed(stored.get((key.source, key.event_id)), key)
+                    if replay is not None:
+                        outcomes[i] = replay
+                        continue
+                    site = cameras.get(track.camera_id)
+                    if site is None or site["site_id"] != track.site_id:
+                        raise InvalidInput("unknown camera at this site", field="data.camera_id")
+                    check_horizon(track, now, site["replay_horizon_days"])
+                except VisitlensError as error:
+                    outcomes[i] = error
+                    continue
+                todo.append(i)
+            if not todo:
+                return
+            busy = await _busy_people(conn, [items[i].track for i in todo])
+
+        searched = await self._search([items[i].track for i in todo], scope)
+        thresholds = await self._thresholds(tenant_id, scope)
+        batch = _BatchMemory()
         new_views: list[GalleryRow] = []
         dropped: list[UUID] = []
+        logged: list[tuple[int, Decision, int, int]] = []
         try:
             async with self._db.transaction(scope) as conn:
-                sighting_id = await conn.fetchval(
-                    "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
-                    "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
-                    "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
-                    "$14) "
-                    "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
-                    track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
-                    key.event_type, track.first_seen, track.last_seen, track.track_id,
-                    decision.outcome.value, decision.similarity,
-                    max(s.quality for s in track.shots), track.snapshot_key, key.digest,
-                )  # fmt: skip
-                if sighting_id is None:  # a concurrent delivery of the same event won the race
-                    replay = await _stored_result(conn, track.tenant_id, key)
-                    assert replay is not None
-                    return replay
-                result = await self._apply(
-                    conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
-                    new_views, dropped,
-                )  # fmt: skip
-                if track.demographics is not None and site["demographics_enabled"]:
-                    await _record_demographics(conn, track.demographics, sighting_id, result)
+                for n, i in enumerate(todo):
+                    key, track = items[i].key, items[i].track
+                    if track.staff_by_edge:
+                        decision = Decision(Outcome.STAFF, None, None)
+                    else:
+                        shots = batch.extend(searched[n], track, self._settings.top_k)
+                        decision = decide(
+                            shots, self._settings, busy[n] | batch.busy(track), thresholds
+                        )
+                    marks = (len(new_views), len(dropped))
+                    try:
+                        async with conn.transaction():  # a savepoint: a refusal undoes only itself
+                            result = await self._record(
+                                conn, key, track, decision, cameras[track.camera_id],
+                                new_views, dropped,
+                            )  # fmt: skip
+                    except VisitlensError as error:
+                        del new_views[marks[0] :], dropped[marks[1] :]
+                        outcomes[i] = error
+                        continue
+                    outcomes[i] = result
+                    if not result.replayed:
+                        batch.remember(track, result, new_views[marks[0] :])
+                        logged.append(
+                            (i, decision, len(new_views) - marks[0], len(dropped) - marks[1])
+                        )
                 await self._gallery.insert(new_views)
         except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
-                await _quietly_delete(
-                    self._gallery, track.tenant_id, [r.view_id for r in new_views]
-                )
+                await _quietly_delete(self._gallery, tenant_id, [r.view_id for r in new_views])
             raise
         if dropped:
-            await _quietly_delete(self._gallery, track.tenant_id, dropped)
-        logger.info(
-            "sighting %s tenant=%s site=%s decision=%s views+%d-%d",
-            sighting_id, track.tenant_id, track.site_id, decision.outcome, len(new_views), len(dropped),
+            await _quietly_delete(self._gallery, tenant_id, dropped)
+        for i, decision, added, removed in logged:
+            logger.info(
+                "sighting %s tenant=%s site=%s decision=%s views+%d-%d",
+                _sighting_of(outcomes[i]), tenant_id, items[i].track.site_id, decision.outcome,
+                added, removed,
+            )  # fmt: skip
+
+    async def _record(
+        self,
+        conn: Connection,
+        key: EventKey,
+        track: Track,
+        decision: Decision,
+        site: Record,
+        new_views: list[GalleryRow],
+        dropped: list[UUID],
+    ) -> IngestResult:
+        """The sighting, keyed by the event (if a concurrent delivery, or an earlier copy in this
+        batch, won: its result), then the customer, visit, views and demographics it changes."""
+        sighting_id = await conn.fetchval(
+            "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
+            "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
+            "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
+            "$14) "
+            "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
+            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
+            key.event_type, track.first_seen, track.last_seen, track.track_id,
+            decision.outcome.value, decision.similarity,
+            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
         )  # fmt: skip
+        if sighting_id is None:
+            stored = await _stored_results(conn, track.tenant_id, [key])
+            replay = _replayed(stored.get((key.source, key.event_id)), key)
+            assert replay is not None
+            return replay
+        result = await self._apply(
+            conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
+            new_views, dropped,
+        )  # fmt: skip
+        if track.demographics is not None and site["demographics_enabled"]:
+            await _record_demographics(conn, track.demographics, sighting_id, result)
         return result
 
-    async def _decide(self, track: Track, excluded: frozenset[UUID], scope: DbScope) -> Decision:
-        if track.staff_by_edge:
-            return Decision(Outcome.STAFF, None, None)
-        vectors = np.stack([s.embedding for s in track.shots])
-        hits = await self._gallery.search(track.tenant_id, vectors, self._settings.top_k)
+    async def _search(self, tracks: list[Track], scope: DbScope) -> list[list[list[Candidate]]]:
+        """Per track, per shot: gallery candidates whose person still exists. One multi-vector
+        search for every shot of the batch (staff recognised on the edge need none)."""
+        wanted = [n for n, t in enumerate(tracks) if not t.staff_by_edge]
+        out: list[list[list[Candidate]]] = [[] for _ in tracks]
+        if not wanted:
+            return out
+        tenant_id = tracks[wanted[0]].tenant_id
+        vectors = np.stack([s.embedding for n in wanted for s in tracks[n].shots])
+        hits = await self._gallery.search(tenant_id, vectors, self._settings.top_k)
         people = {h.person_id for per in hits for h in per}
-        alive = await self._existing_people(track.tenant_id, people, scope)
-        shots = [[h.candidate() for h in per if h.person_id in alive] for per in hits]
-        thresholds = await self._thresholds(track.tenant_id, scope)
-        return decide(shots, self._settings, excluded, thresholds)
+        alive = await self._existing_people(tenant_id, people, scope)
+        start = 0
+        for n in wanted:
+            count = len(tracks[n].shots)
+            out[n] = [
+                [h.candidate() for h in per if h.person_id in alive]
+                for per in hits[start : start + count]
+            ]
+            start += count
+        return out
 
     async def _thresholds(self, tenant_id: UUID, scope: DbScope) -> Thresholds:
         """The open-set thresholds for the tenant's gallery sizes, recounted once a minute or
@@ -446,26 +551,55 @@ async def _record_demographics(
     )  # fmt: skip
 
 
-async def _busy_people(conn: Connection, track: Track) -> frozenset[UUID]:
-    """People seen at this camera by another track during this track's time: not this person."""
+async def _busy_people(conn: Connection, tracks: Sequence[Track]) -> list[frozenset[UUID]]:
+    """Per track: people seen at its camera by another track during its time (not this person).
+    One query for the whole batch."""
     rows = await conn.fetch(
-        "SELECT DISTINCT coalesce(customer_id, staff_id) AS person FROM sightings "
-        "WHERE camera_id = $1 AND track_id <> $2 AND captured_at <= $4 AND last_seen_at >= $3 "
-        "AND coalesce(customer_id, staff_id) IS NOT NULL",
-        track.camera_id, track.track_id, track.first_seen, track.last_seen,
+        "SELECT t.n, coalesce(s.customer_id, s.staff_id) AS person "
+        "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) "
+        "AS t(n, camera_id, track_id, first_seen, last_seen) "
+        "JOIN sightings s ON s.camera_id = t.camera_id AND s.track_id <> t.track_id "
+        "AND s.captured_at <= t.last_seen AND s.last_seen_at >= t.first_seen "
+        "WHERE coalesce(s.customer_id, s.staff_id) IS NOT NULL",
+        list(range(len(tracks))), [t.camera_id for t in tracks], [t.track_id for t in tracks],
+        [t.first_seen for t in tracks], [t.last_seen for t in tracks],
     )  # fmt: skip
-    return frozenset(r["person"] for r in rows)
+    busy: list[set[UUID]] = [set() for _ in tracks]
+    for row in rows:
+        busy[row["n"]].add(row["person"])
+    return [frozenset(b) for b in busy]
 
 
-async def _stored_result(conn: Connection, tenant_id: UUID, key: EventKey) -> IngestResult | None:
-    row: Record | None = await conn.fetchrow(
-        "SELECT s.id, s.decision, s.customer_id, s.staff_id, s.similarity, s.visit_id, "
-        "s.opened_visit AS opened, s.ce_digest, v.started_at, v.ended_at, c.visit_count "
-        "FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
+async def _cameras(conn: Connection, camera_ids: set[UUID]) -> dict[UUID, Record]:
+    """Each camera's site and the site's and tenant's settings ingest needs."""
+    rows = await conn.fetch(
+        "SELECT c.id, c.site_id, s.visit_window_s, t.replay_horizon_days, t.demographics_enabled "
+        "FROM cameras c JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = s.tenant_id "
+        "WHERE c.id = ANY($1::uuid[])",
+        list(camera_ids),
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def _stored_results(
+    conn: Connection, tenant_id: UUID, keys: Sequence[EventKey]
+) -> dict[tuple[str, str], Record]:
+    """The sightings these events already made, by (source, id): one query."""
+    rows = await conn.fetch(
+        "SELECT s.id, s.ce_source, s.ce_id, s.decision, s.customer_id, s.staff_id, s.similarity, "
+        "s.visit_id, s.opened_visit AS opened, s.ce_digest, v.started_at, v.ended_at, "
+        "c.visit_count FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
         "LEFT JOIN customers c ON c.id = s.customer_id "
-        "WHERE s.tenant_id = $1 AND s.ce_source = $2 AND s.ce_id = $3",
-        tenant_id, key.source, key.event_id,
+        "WHERE s.tenant_id = $1 AND (s.ce_source, s.ce_id) IN "
+        "(SELECT * FROM unnest($2::text[], $3::text[]))",
+        tenant_id, [k.source for k in keys], [k.event_id for k in keys],
     )  # fmt: skip
+    return {(r["ce_source"], r["ce_id"]): r for r in rows}
+
+
+def _replayed(row: Record | None, key: EventKey) -> IngestResult | None:
+    """The stored answer to a replay, or None for an event not seen before; the same id with
+    other data is a conflict."""
     if row is None:
         return None
     if key.digest is not None and row["ce_digest"] is not None and row["ce_digest"] != key.digest:
@@ -483,6 +617,54 @@ async def _stored_result(conn: Connection, tenant_id: UUID, key: EventKey) -> In
         row["id"], outcome, row["customer_id"], row["staff_id"], row["similarity"],
         outcome is Outcome.NEW, visit, True,
     )  # fmt: skip
+
+
+def _sighting_of(outcome: IngestResult | VisitlensError | None) -> UUID | None:
+    return outcome.sighting_id if isinstance(outcome, IngestResult) else None
+
+
+@dataclass(slots=True)
+class _BatchMemory:
+    """What the earlier events of a batch did, for the later ones: the gallery search ran before
+    any of them was written, so the views they added are compared here (a person passing twice
+    within one batch is one person), and who they were, where and when (one person is not two
+    tracks at one camera at once)."""
+
+    views: list[tuple[UUID, Floats]] = field(default_factory=list)
+    seen: list[tuple[UUID, str, datetime, datetime, UUID]] = field(default_factory=list)
+
+    def extend(
+        self, shots: list[list[Candidate]], track: Track, top_k: int
+    ) -> list[list[Candidate]]:
+        if not self.views:
+            return shots
+        matrix = np.stack([embedding for _, embedding in self.views])
+        merged = []
+        for candidates, shot in zip(shots, track.shots, strict=True):
+            similarities = np.clip(matrix @ shot.embedding, -1.0, 1.0)
+            extra = [
+                Candidate(person, PersonKind.CUSTOMER, float(similarity))
+                for (person, _), similarity in zip(self.views, similarities, strict=True)
+            ]
+            ranked = sorted([*candidates, *extra], key=lambda c: c.similarity, reverse=True)
+            merged.append(ranked[:top_k])
+        return merged
+
+    def busy(self, track: Track) -> frozenset[UUID]:
+        return frozenset(
+            person
+            for camera, track_id, first, last, person in self.seen
+            if camera == track.camera_id and track_id != track.track_id
+            and first <= track.last_seen and last >= track.first_seen
+        )  # fmt: skip
+
+    def remember(self, track: Track, result: IngestResult, added: Sequence[GalleryRow]) -> None:
+        person = result.customer_id or result.staff_id
+        if person is not None:
+            self.seen.append(
+                (track.camera_id, track.track_id, track.first_seen, track.last_seen, person)
+            )
+        self.views.extend((row.person_id, row.embedding) for row in added)
 
 
 async def _quietly_delete(gallery: Gallery, tenant_id: UUID, view_ids: list[UUID]) -> None:
