@@ -125,6 +125,11 @@ class TransientError(VisitlensError):
     code = "unavailable"
 
 
+class Busy(TransientError):
+    """The database chose this transaction as a deadlock or serialisation victim, or cancelled
+    it: running it again at once usually succeeds."""
+
+
 class StackError(VisitlensError, RuntimeError):
     """The embedded stack could not be started, reached or stopped."""
 

@@ -44,7 +44,7 @@ def rows_of(tenant: uuid.UUID, people: list[uuid.UUID], vectors: np.ndarray) -> 
     ]
 
 
-async def test_collection_has_tenant_partition_key_and_session_consistency(
+async def test_collection_has_tenant_partition_key_and_bounded_consistency(
     gallery: Gallery, milvus_server_uri: str
 ) -> None:
     await gallery.client()
@@ -60,16 +60,35 @@ async def test_collection_has_tenant_partition_key_and_session_consistency(
     assert described["consistency_level"] == ConsistencyLevel.Value(CONSISTENCY)
 
 
-async def test_a_view_is_found_by_the_very_next_search(gallery: Gallery) -> None:
-    """Ingest inserts a new person's views and the next pass must find them (no time tick wait)."""
+async def test_a_view_is_found_by_the_very_next_search(
+    gallery: Gallery, milvus_server_uri: str
+) -> None:
+    """Ingest inserts a new person's views and the next pass must find them: at once on the
+    instance that wrote them (without waiting for a time tick), within the server's graceful
+    time on every other instance (another replica of the function)."""
     tenant = uuid.uuid4()
     await gallery.insert(rows_of(tenant, [uuid.uuid4() for _ in range(50)], unit(50)))
     person, vector = uuid.uuid4(), unit(1)
     row = GalleryRow(uuid.uuid4(), tenant, person, PersonKind.CUSTOMER, vector[0])
     await gallery.insert([row])
+    began = asyncio.get_running_loop().time()
     hits = await gallery.search(tenant, vector, top_k=3)
+    assert asyncio.get_running_loop().time() - began < 0.1  # no wait for the server's time tick
     assert hits[0][0].person_id == person and hits[0][0].view_id == row.view_id
     assert hits[0][0].similarity == pytest.approx(1.0, abs=1e-4)
+    assert len(hits[0]) == 3  # the server's own hits are still there, each view once
+    assert len({h.view_id for h in hits[0]}) == 3
+
+    other = Gallery(milvus_server_uri, gallery._settings, gallery.model_id, DIM)
+    try:
+        deadline = asyncio.get_running_loop().time() + 6.0  # the graceful time is 5 s
+        while [h.view_id for h in (await other.search(tenant, vector, top_k=1))[0]] != [
+            row.view_id
+        ]:
+            assert asyncio.get_running_loop().time() < deadline, "not visible to a replica"
+            await asyncio.sleep(0.1)
+    finally:
+        await other.close()
 
 
 async def test_tenant_filtered_multi_vector_search(gallery: Gallery) -> None:

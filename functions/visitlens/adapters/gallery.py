@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -34,14 +36,20 @@ gRPC's default ping policy (Milvus Lite) answers an idle client's pings with a "
 GOAWAY that breaks the channel. A dead idle channel is found by the next call instead."""
 
 
-CONSISTENCY = "Session"
-"""The consistency level of every search, chosen for ingest's question "have we seen this face?".
-Strong waits for the server's next time tick before answering (measured on Milvus 2.3.5: ~400 ms
-per search, against ~3 ms); Bounded (the server default) may miss a view this instance inserted
-a moment ago, so a person seen twice in a row would count as new twice. Session: this instance
-reads its own writes at once and other instances' after at most one time tick (200 ms), shorter
-than the time two deliveries of one new person can overlap anyway. Milvus Lite is always
+CONSISTENCY = "Bounded"
+"""The consistency level of the collection and every search, for ingest's question "have we seen
+this face?". Strong waits for the server's next time tick before answering (measured on Milvus
+2.3.5: ~400 ms per search, against ~3 ms); so does Session as soon as this instance has written
+anything (a busy ingest instance always has: ~45 events/s where it should do hundreds). Bounded
+never waits: it may miss what was written within the server's graceful time (5 s), so each
+instance also remembers the views it inserted itself for ``RECENT_S`` and merges them into its
+searches (read-your-writes without waiting); other instances' views arrive within the graceful
+time, shorter than any revisit the visit window cares about. Milvus Lite is always
 read-your-writes."""
+
+RECENT_S = 15.0
+"""How long an instance merges its own inserted views into its searches: longer than the server's
+graceful time (5 s), so no view of ours is ever invisible."""
 
 
 def collection_name(model_id: str) -> str:
@@ -100,6 +108,7 @@ class Gallery:
         self._batcher: asyncio.Task[None] | None = None
         self._unflushed = 0
         self._flushing: asyncio.Task[None] | None = None
+        self._recent: dict[UUID, deque[tuple[float, GalleryRow]]] = {}
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Gallery:
@@ -212,6 +221,9 @@ class Gallery:
             await client.insert(self.collection, data)
         except MilvusException as exc:
             raise TransientError(f"Milvus insert failed: {exc.code}") from exc
+        now = time.monotonic()
+        for row in rows:
+            self._recent.setdefault(row.tenant_id, deque()).append((now, row))
         self._unflushed += len(rows)
         threshold = self._settings.flush_after_inserts
         if threshold and self._unflushed >= threshold and self._flushing is None:
@@ -245,7 +257,31 @@ class Gallery:
         expression = _tenant_filter(tenant_id)
         if kind is not None:
             expression += f' and kind == "{kind.value}"'
-        return await self._search(vectors, top_k, expression)
+        hits = await self._search(vectors, top_k, expression)
+        mine = self._recent_rows(tenant_id, kind)
+        return _merged(hits, vectors, mine, top_k) if mine else hits
+
+    def _recent_rows(self, tenant_id: UUID, kind: PersonKind | None) -> list[GalleryRow]:
+        """This instance's views inserted within ``RECENT_S`` (the server may not show them)."""
+        recent = self._recent.get(tenant_id)
+        if not recent:
+            return []
+        horizon = time.monotonic() - RECENT_S
+        while recent and recent[0][0] < horizon:
+            recent.popleft()
+        return [row for _, row in recent if kind is None or row.kind is kind]
+
+    def _forget(
+        self, tenant_id: UUID, views: set[UUID] | None = None, person_id: UUID | None = None
+    ) -> None:
+        """Deleted views are no longer merged into searches."""
+        recent = self._recent.get(tenant_id)
+        if recent:
+            self._recent[tenant_id] = deque(
+                (t, row) for t, row in recent
+                if (views is None or row.view_id not in views)
+                and (person_id is None or row.person_id != person_id)
+            )  # fmt: skip
 
     async def global_search(
         self, principal: Principal, vectors: Floats, top_k: int
@@ -348,6 +384,7 @@ class Gallery:
     async def delete_person(self, tenant_id: UUID, person_id: UUID) -> int:
         """Delete every view of the person within the tenant; the number deleted."""
         expression = f'{_tenant_filter(tenant_id)} and person_id == "{UUID(str(person_id))}"'
+        self._forget(tenant_id, person_id=person_id)
         return await self._delete(expression)
 
     async def delete_views(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> int:
@@ -355,6 +392,7 @@ class Gallery:
         if not view_ids:
             return 0
         ids = ", ".join(f'"{UUID(str(v))}"' for v in view_ids)
+        self._forget(tenant_id, views=set(view_ids))
         return await self._delete(f"{_tenant_filter(tenant_id)} and view_id in [{ids}]")
 
     async def _delete(self, expression: str) -> int:
@@ -374,6 +412,22 @@ class Gallery:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _merged(
+    hits: list[list[Hit]], vectors: Floats, rows: list[GalleryRow], top_k: int
+) -> list[list[Hit]]:
+    """The server's hits with ``rows`` scored by brute force, best first, each view once."""
+    matrix = np.stack([row.embedding for row in rows]).astype(np.float32)
+    scores = np.clip(vectors.astype(np.float32) @ matrix.T, -1.0, 1.0)
+    out = []
+    for per, row_scores in zip(hits, scores, strict=True):
+        seen = {hit.view_id for hit in per}
+        extra = [Hit(row.view_id, row.person_id, row.kind, float(score))
+                 for row, score in zip(rows, row_scores, strict=True)
+                 if row.view_id not in seen]  # fmt: skip
+        out.append(sorted([*per, *extra], key=lambda h: h.similarity, reverse=True)[:top_k])
+    return out
 
 
 def _deleted_count(result: object) -> int:

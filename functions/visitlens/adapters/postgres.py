@@ -13,7 +13,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from visitlens.config import DatabaseSettings
-from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
+from visitlens.errors import Busy, Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,19 @@ class Database:
             await self._pool.close()
             self._pool = None
 
+    async def fetchval_unscoped(self, query: str, *args: object) -> object:
+        """One statement in autocommit, outside any tenant scope (one round trip): for the
+        SECURITY DEFINER look-ups made before a tenant is known (is this token's subject still
+        allowed to act?). Transaction-local settings of earlier transactions are gone."""
+        pool = await self.pool()
+        try:
+            async with pool.acquire() as conn:
+                return await conn.fetchval(query, *args)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
+            raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except (asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError) as exc:
+            raise Busy(f"database busy: {type(exc).__name__}; try again") from exc
+
     @asynccontextmanager
     async def transaction(self, scope: DbScope) -> AsyncIterator[Connection]:
         """A transaction whose RLS settings are ``scope``; they vanish at commit or rollback."""
@@ -106,4 +119,4 @@ class Database:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
         except (asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
                 asyncpg.SerializationError) as exc:  # fmt: skip
-            raise TransientError(f"database busy: {type(exc).__name__}; try again") from exc
+            raise Busy(f"database busy: {type(exc).__name__}; try again") from exc

@@ -68,10 +68,9 @@ class AuthService:
         return principal
 
     async def is_active(self, principal: Principal) -> bool:
-        async with self._db.transaction(DbScope.none()) as conn:
-            active = await conn.fetchval(
-                "SELECT auth_principal_active($1, $2)", principal.kind.value, principal.subject
-            )
+        active = await self._db.fetchval_unscoped(
+            "SELECT auth_principal_active($1, $2)", principal.kind.value, principal.subject
+        )
         return bool(active)
 
     def verify(self, authorization: str | None) -> Principal:

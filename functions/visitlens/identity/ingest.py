@@ -12,11 +12,13 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import numpy as np
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from visitlens.adapters.gallery import Gallery, GalleryRow
 from visitlens.adapters.postgres import Connection, Database, Record
@@ -29,7 +31,7 @@ from visitlens.contracts import (
     FaceDetectedV2,
     FaceDetectedV3,
 )
-from visitlens.errors import Conflict, InvalidInput, VisitlensError
+from visitlens.errors import Busy, Conflict, InvalidInput, VisitlensError
 from visitlens.identity.decisions import (
     Candidate,
     Decision,
@@ -52,6 +54,7 @@ from visitlens.vision.types import Floats
 logger = logging.getLogger(__name__)
 
 INGEST_ROLES = (Role.WORKER, Role.TENANT_ADMIN)
+BUSY_ATTEMPTS = 3
 GALLERY_SIZE_TTL_S = 60.0
 GALLERY_SIZE_EVERY = 32
 """The gallery sizes behind the open-set thresholds are recounted after this long or this many
@@ -231,7 +234,14 @@ class IngestService:
                 continue
             by_tenant.setdefault(item.track.tenant_id, []).append(i)
         for tenant_id, indices in by_tenant.items():
-            await self._ingest_tenant(principal, tenant_id, items, indices, outcomes, now)
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(Busy),
+                stop=stop_after_attempt(BUSY_ATTEMPTS),
+                wait=wait_random(0.01, 0.1),
+                reraise=True,
+            ):
+                with attempt:  # a deadlock victim is rolled back whole: run it again
+                    await self._ingest_tenant(principal, tenant_id, items, indices, outcomes, now)
         return [o for o in outcomes if o is not None]
 
     async def _ingest_tenant(
@@ -265,34 +275,45 @@ class IngestService:
                 todo.append(i)
             if not todo:
                 return
-            busy = await _busy_people(conn, [items[i].track for i in todo])
+            busy = await _busy_people(
+                conn, [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
+            )
 
-        searched = await self._search([items[i].track for i in todo], scope)
+        searched = await self._search([items[i].track for i in todo])
         thresholds = await self._thresholds(tenant_id, scope)
         batch = _BatchMemory()
         new_views: list[GalleryRow] = []
         dropped: list[UUID] = []
+        dirty: list[tuple[UUID, datetime]] = []
         logged: list[tuple[int, Decision, int, int]] = []
         try:
             async with self._db.transaction(scope) as conn:
+                # gallery hits whose person still exists (vectors outlive an aborted write or an
+                # erasure), read under this transaction's snapshot
+                alive = await _existing_people(conn, searched.people)
                 for n, i in enumerate(todo):
                     key, track = items[i].key, items[i].track
                     if track.staff_by_edge:
                         decision = Decision(Outcome.STAFF, None, None)
                     else:
-                        shots = batch.extend(searched[n], track, self._settings.top_k)
+                        found = [[c for c in per if c.person_id in alive]
+                                 for per in searched.shots[n]]  # fmt: skip
+                        shots = batch.extend(found, track, self._settings.top_k)
                         decision = decide(
                             shots, self._settings, busy[n] | batch.busy(track), thresholds
                         )
-                    marks = (len(new_views), len(dropped))
+                    marks = (len(new_views), len(dropped), len(dirty))
                     try:
-                        async with conn.transaction():  # a savepoint: a refusal undoes only itself
+                        # a savepoint: a refusal undoes only its own event (alone: the whole)
+                        async with conn.transaction() if len(todo) > 1 else nullcontext():
                             result = await self._record(
                                 conn, key, track, decision, cameras[track.camera_id],
-                                new_views, dropped,
+                                new_views, dropped, dirty,
                             )  # fmt: skip
                     except VisitlensError as error:
-                        del new_views[marks[0] :], dropped[marks[1] :]
+                        if len(todo) == 1:
+                            raise
+                        del new_views[marks[0] :], dropped[marks[1] :], dirty[marks[2] :]
                         outcomes[i] = error
                         continue
                     outcomes[i] = result
@@ -301,6 +322,7 @@ class IngestService:
                         logged.append(
                             (i, decision, len(new_views) - marks[0], len(dropped) - marks[1])
                         )
+                await _mark_all_dirty(conn, dirty)
                 await self._gallery.insert(new_views)
         except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
@@ -324,6 +346,7 @@ class IngestService:
         site: Record,
         new_views: list[GalleryRow],
         dropped: list[UUID],
+        dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
         """The sighting, keyed by the event (if a concurrent delivery, or an earlier copy in this
         batch, won: its result), then the customer, visit, views and demographics it changes."""
@@ -345,32 +368,29 @@ class IngestService:
             return replay
         result = await self._apply(
             conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
-            new_views, dropped,
+            new_views, dropped, dirty,
         )  # fmt: skip
         if track.demographics is not None and site["demographics_enabled"]:
             await _record_demographics(conn, track.demographics, sighting_id, result)
         return result
 
-    async def _search(self, tracks: list[Track], scope: DbScope) -> list[list[list[Candidate]]]:
-        """Per track, per shot: gallery candidates whose person still exists. One multi-vector
-        search for every shot of the batch (staff recognised on the edge need none)."""
+    async def _search(self, tracks: list[Track]) -> _Searched:
+        """Per track, per shot: gallery candidates. One multi-vector search for every shot of the
+        batch (staff recognised on the edge need none)."""
         wanted = [n for n, t in enumerate(tracks) if not t.staff_by_edge]
-        out: list[list[list[Candidate]]] = [[] for _ in tracks]
+        out = _Searched([[] for _ in tracks], set())
         if not wanted:
             return out
-        tenant_id = tracks[wanted[0]].tenant_id
         vectors = np.stack([s.embedding for n in wanted for s in tracks[n].shots])
-        hits = await self._gallery.search(tenant_id, vectors, self._settings.top_k)
-        people = {h.person_id for per in hits for h in per}
-        alive = await self._existing_people(tenant_id, people, scope)
+        hits = await self._gallery.search(
+            tracks[wanted[0]].tenant_id, vectors, self._settings.top_k
+        )
         start = 0
         for n in wanted:
             count = len(tracks[n].shots)
-            out[n] = [
-                [h.candidate() for h in per if h.person_id in alive]
-                for per in hits[start : start + count]
-            ]
+            out.shots[n] = [[h.candidate() for h in per] for per in hits[start : start + count]]
             start += count
+        out.people.update(h.person_id for per in hits for h in per)
         return out
 
     async def _thresholds(self, tenant_id: UUID, scope: DbScope) -> Thresholds:
@@ -392,20 +412,6 @@ class IngestService:
         self._gallery_sizes[tenant_id] = (now + GALLERY_SIZE_TTL_S, 0, thresholds)
         return thresholds
 
-    async def _existing_people(
-        self, tenant_id: UUID, people: set[UUID], scope: DbScope
-    ) -> set[UUID]:
-        """Gallery hits whose person still exists (vectors outlive an aborted write or an erase)."""
-        if not people:
-            return set()
-        async with self._db.transaction(scope) as conn:
-            rows = await conn.fetch(
-                "SELECT id FROM customers WHERE id = ANY($1::uuid[]) "
-                "UNION ALL SELECT id FROM staff WHERE id = ANY($1::uuid[]) AND active",
-                list(people),
-            )
-        return {r["id"] for r in rows}
-
     async def _apply(
         self,
         conn: Connection,
@@ -415,6 +421,7 @@ class IngestService:
         window: timedelta,
         new_views: list[GalleryRow],
         dropped: list[UUID],
+        dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
         if decision.outcome is Outcome.STAFF:
             await conn.execute(
@@ -433,13 +440,18 @@ class IngestService:
         else:
             assert decision.person_id is not None
             customer_id = decision.person_id
-            await conn.execute("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE", customer_id)
+            # The customer's row lock serialises every change to their visits; their latest
+            # visit at this site comes with it (one round trip).
             row = await conn.fetchrow(
-                "SELECT id, started_at, ended_at FROM visits WHERE customer_id = $1 "
-                "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1 FOR UPDATE",
+                "SELECT v.id, v.started_at, v.ended_at FROM customers c LEFT JOIN LATERAL ("
+                "SELECT id, started_at, ended_at FROM visits WHERE customer_id = c.id "
+                "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1) v ON true "
+                "WHERE c.id = $1 FOR UPDATE OF c",
                 customer_id, track.site_id,
             )  # fmt: skip
-            latest = OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row else None
+            if row is None:
+                raise Busy("the matched customer was erased meanwhile; deciding again")
+            latest = OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
 
         change = visit_change(latest, track.first_seen, track.last_seen, window)
         if change.action is VisitAction.EXTEND:
@@ -475,7 +487,7 @@ class IngestService:
         # The statistics of the visit's hour (and the hour it moved from) are now stale: marked in
         # this transaction, so no committed visit can be missed by the reports.
         moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
-        await mark_dirty(conn, track.site_id, change.started_at, *filter(None, [moved_from]))
+        dirty.extend((track.site_id, t) for t in (change.started_at, moved_from) if t is not None)
         await self._update_views(conn, track, customer_id, new_views, dropped)
         return IngestResult(
             sighting_id, decision.outcome, customer_id, None, decision.similarity,
@@ -504,18 +516,24 @@ class IngestService:
         ]
         offered = [(s.embedding, s.quality) for s in track.shots]
         update = choose_views(stored, offered, self._settings)
-        for index in update.add:
-            view_id = uuid.uuid4()
+        if update.add:
+            ids = [uuid.uuid4() for _ in update.add]
+            shots = [track.shots[index] for index in update.add]
             await conn.execute(
                 "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
                 "dim, quality, source, snapshot_key, embedding) "
-                "VALUES ($1, $2, 'customer', $3, $4, $5, $6, 'track', $7, $8)",
-                view_id, track.tenant_id, customer_id, track.model_id, track.dim,
-                track.shots[index].quality, track.snapshot_key,
-                track.shots[index].embedding.astype("<f4").tobytes(),
+                "SELECT v, $2, 'customer', $3, $4, $5, q, 'track', $7, e "
+                "FROM unnest($1::uuid[], $6::real[], $8::bytea[]) AS t(v, q, e)",
+                ids, track.tenant_id, customer_id, track.model_id, track.dim,
+                [shot.quality for shot in shots], track.snapshot_key,
+                [shot.embedding.astype("<f4").tobytes() for shot in shots],
             )  # fmt: skip
-            new_views.append(GalleryRow(view_id, track.tenant_id, customer_id,
-                                        PersonKind.CUSTOMER, track.shots[index].embedding))  # fmt: skip
+            new_views.extend(
+                GalleryRow(
+                    view_id, track.tenant_id, customer_id, PersonKind.CUSTOMER, shot.embedding
+                )
+                for view_id, shot in zip(ids, shots, strict=True)
+            )
         if update.remove:
             await conn.execute(
                 "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(update.remove)
@@ -551,18 +569,23 @@ async def _record_demographics(
     )  # fmt: skip
 
 
-async def _busy_people(conn: Connection, tracks: Sequence[Track]) -> list[frozenset[UUID]]:
+async def _busy_people(
+    conn: Connection, tracks: Sequence[Track], max_pass: timedelta
+) -> list[frozenset[UUID]]:
     """Per track: people seen at its camera by another track during its time (not this person).
-    One query for the whole batch."""
+    One query for the whole batch. No pass lasts longer than ``max_pass``, so a pass that overlaps
+    began at most that long before this one: the index range has both ends (without the lower
+    one, each event would scan every earlier sighting of the camera)."""
     rows = await conn.fetch(
         "SELECT t.n, coalesce(s.customer_id, s.staff_id) AS person "
         "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) "
         "AS t(n, camera_id, track_id, first_seen, last_seen) "
         "JOIN sightings s ON s.camera_id = t.camera_id AND s.track_id <> t.track_id "
-        "AND s.captured_at <= t.last_seen AND s.last_seen_at >= t.first_seen "
+        "AND s.captured_at <= t.last_seen AND s.captured_at >= t.first_seen - $6::interval "
+        "AND s.last_seen_at >= t.first_seen "
         "WHERE coalesce(s.customer_id, s.staff_id) IS NOT NULL",
         list(range(len(tracks))), [t.camera_id for t in tracks], [t.track_id for t in tracks],
-        [t.first_seen for t in tracks], [t.last_seen for t in tracks],
+        [t.first_seen for t in tracks], [t.last_seen for t in tracks], max_pass,
     )  # fmt: skip
     busy: list[set[UUID]] = [set() for _ in tracks]
     for row in rows:
@@ -617,6 +640,33 @@ def _replayed(row: Record | None, key: EventKey) -> IngestResult | None:
         row["id"], outcome, row["customer_id"], row["staff_id"], row["similarity"],
         outcome is Outcome.NEW, visit, True,
     )  # fmt: skip
+
+
+async def _mark_all_dirty(conn: Connection, dirty: list[tuple[UUID, datetime]]) -> None:
+    """The report hours the batch changed, marked stale at its end, site by site in one order:
+    two batches touching the same hours take the same locks in the same order (no deadlock)."""
+    by_site: dict[UUID, set[datetime]] = {}
+    for site_id, instant in dirty:
+        by_site.setdefault(site_id, set()).add(instant)
+    for site_id in sorted(by_site):
+        await mark_dirty(conn, site_id, *sorted(by_site[site_id]))
+
+
+async def _existing_people(conn: Connection, people: set[UUID]) -> set[UUID]:
+    if not people:
+        return set()
+    rows = await conn.fetch(
+        "SELECT id FROM customers WHERE id = ANY($1::uuid[]) "
+        "UNION ALL SELECT id FROM staff WHERE id = ANY($1::uuid[]) AND active",
+        list(people),
+    )
+    return {r["id"] for r in rows}
+
+
+@dataclass(slots=True)
+class _Searched:
+    shots: list[list[list[Candidate]]]
+    people: set[UUID]
 
 
 def _sighting_of(outcome: IngestResult | VisitlensError | None) -> UUID | None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from visitlens.config import Environment, Settings, StackSettings
+from visitlens.config import Environment, MilvusSettings, Settings, StackSettings
 from visitlens.db import migrate
 from visitlens.stack import manager
 from visitlens.stack.endpoints import database_dsns
@@ -21,13 +21,14 @@ def consecutive_free_ports(n: int, start: int) -> int:
     raise RuntimeError(f"no {n} consecutive free ports from {start}")
 
 
-def ephemeral_settings(data_dir: Path) -> Settings:
+def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Settings:
     ports: set[int] = set()
     while len(ports) < 3:
         ports.add(free_port())
     milvus, s3, gateway = sorted(ports)
     return Settings(
         env=Environment.TEST,
+        milvus=MilvusSettings(uri=milvus_uri),
         data_dir=data_dir,
         stack=StackSettings(
             milvus_port=milvus,
@@ -40,9 +41,12 @@ def ephemeral_settings(data_dir: Path) -> Settings:
 
 
 @contextmanager
-def ephemeral_stack(data_dir: Path, *, migrated: bool = True) -> Iterator[Settings]:
-    """Start a private stack under ``data_dir``; migrate it; stop it on exit, whatever happens."""
-    settings = ephemeral_settings(data_dir)
+def ephemeral_stack(
+    data_dir: Path, *, migrated: bool = True, milvus_uri: str | None = None
+) -> Iterator[Settings]:
+    """Start a private stack under ``data_dir`` (with an external Milvus at ``milvus_uri``, if
+    given); migrate it; stop it on exit, whatever happens."""
+    settings = ephemeral_settings(data_dir, milvus_uri)
     manager.up(settings)
     try:
         if migrated:
