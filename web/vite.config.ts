@@ -1,0 +1,24 @@
+/// <reference types="vitest" />
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "vite";
+
+// The console is served by the platform at `/` (the local gateway in `make dev`/`make demo`, a
+// static web service behind the same HTTPRoute in a cluster) and calls the HTTP functions on the
+// same origin, so no CORS and a strict Content-Security-Policy ("connect-src 'self'").
+export default defineConfig({
+  plugins: [react()],
+  build: {
+    manifest: true,
+    sourcemap: false,
+    rollupOptions: {
+      output: {
+        manualChunks: {
+          react: ["react", "react-dom", "react-router-dom"],
+          antd: ["antd"],
+        },
+      },
+    },
+  },
+  server: { proxy: { "/v1": "http://127.0.0.1:8080" } },
+  test: { environment: "jsdom", globals: true },
+});
