@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 MILVUS_SERVER_VERSION = "2.3.5"
 MILVUS_SERVER_WHEEL_SHA256 = "69515a0630ce29fd10e101fa442afea8ca1387b93a456cd9bd41fdf3deb93d04"
 PROXY_PORT = 19530
-HEALTH_PORT = 9091
 PID_FILE = Path("/run/milvus/standalone.pid")
 """Fixed by the 2.3.5 binary whatever MILVUS_RUN_DIR says: one server per machine at a time."""
 
@@ -87,6 +87,16 @@ def require_private_network() -> None:
         )
 
 
+def _bindable(port: int) -> bool:
+    """Whether the launcher's own check (a bind without SO_REUSEADDR) will pass."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _healthy(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
@@ -106,22 +116,27 @@ def milvus_server(data_dir: Path, timeout_s: float = 180.0) -> Iterator[str]:
         sys.path.pop(0)
     if PID_FILE.exists():  # a server killed earlier leaves its pid file behind
         _kill_stale(PID_FILE)
-    config: Any = milvus.MilvusServerConfig(proxy_port=PROXY_PORT)
+    # A port a killed server used can stay unbindable for a while (connections in TIME_WAIT and
+    # the launcher binds without SO_REUSEADDR): take the first proxy port that binds now.
+    proxy_port = next((p for p in range(PROXY_PORT, PROXY_PORT + 200, 10) if _bindable(p)), None)
+    if proxy_port is None:
+        raise ConfigurationError("no free port for the Milvus server's proxy")
+    config: Any = milvus.MilvusServerConfig(proxy_port=proxy_port)
     server: Any = milvus.MilvusServer(config, wait_for_started=False)
-    server.webservice_port = HEALTH_PORT
     server.set_base_dir(str(data_dir))
     started = time.monotonic()
-    server.start()
+    server.start()  # resolves the other eight ports (and the health port) among free ones
     pid = server.server_proc.pid
+    health_port = int(server.webservice_port)
     try:
-        while not (tcp_open("127.0.0.1", PROXY_PORT) and _healthy(HEALTH_PORT)):
+        while not (tcp_open("127.0.0.1", proxy_port) and _healthy(health_port)):
             if server.server_proc.poll() is not None:
                 raise ConfigurationError(f"milvus {MILVUS_SERVER_VERSION} exited; see {data_dir}")
             if time.monotonic() - started > timeout_s:
                 raise ConfigurationError(f"milvus {MILVUS_SERVER_VERSION} not up in {timeout_s}s")
             time.sleep(0.2)
         logger.info("milvus %s up in %.1fs", MILVUS_SERVER_VERSION, time.monotonic() - started)
-        yield f"http://127.0.0.1:{PROXY_PORT}"
+        yield f"http://127.0.0.1:{proxy_port}"
     finally:
         os.kill(pid, signal.SIGKILL)
         server.server_proc.wait(timeout=30)
