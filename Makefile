@@ -36,7 +36,14 @@ typecheck: lint
 
 GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 TEST_PACKAGES := redis-server
-system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (shared rate limits)
+BROWSER_PACKAGES := chromium
+system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (shared rate limits), Chromium (console)
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $(BROWSER_PACKAGES)"; \
+	  apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; }; \
+	else echo "warning: install $(BROWSER_PACKAGES) (Debian) for the console's browser tests"; fi
 	@if command -v redis-server >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing $(TEST_PACKAGES)"; \
@@ -50,10 +57,10 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(GST_PACKAGES) >/dev/null; }; \
 	else echo "warning: install $(GST_PACKAGES) (Debian) for the RTSP test"; fi
 
-test: $(STAMP) system-deps ## unit, contract, function, edge and integration tests on the real embedded stack
+test: $(STAMP) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
+	$(MAKE) --no-print-directory test-web
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-milvus-server
-	$(MAKE) --no-print-directory test-web
 
 MILVUS_SERVER := $(VENV)/share/visitlens/milvus-server-2.3.5/milvus/__init__.py
 $(MILVUS_SERVER): $(STAMP)

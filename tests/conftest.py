@@ -179,6 +179,7 @@ class TenantWorld:
     manager_a: str
     worker_a: str
     worker_key: str
+    admin_email: str = ""
 
     def auth(self, token: str) -> dict[str, str]:
         return {"authorization": f"Bearer {token}"}
@@ -280,6 +281,7 @@ async def make_world(db: Database, client: httpx.AsyncClient) -> TenantWorld:
         manager_a=await password_token(client, manager_email),
         worker_a=worker["access_token"],
         worker_key=key["api_key"],
+        admin_email=admin_email,
     )
 
 

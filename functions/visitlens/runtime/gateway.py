@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
@@ -36,8 +37,9 @@ from croniter import croniter
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -106,6 +108,9 @@ class Gateway:
     issuer: EventTokenIssuer
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     max_body_bytes: int = 16 * 1024 * 1024
+    web_dir: Path | None = None
+    """The built web console (web/dist), served at ``/`` beside the functions, as the cluster's
+    static web service is behind the same HTTPRoute."""
     _client: httpx.AsyncClient | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _publishers: dict[str, EventTokenVerifier] = field(default_factory=dict)
@@ -142,15 +147,19 @@ class Gateway:
             await self._client.aclose()
 
     def app(self) -> Starlette:
-        routes = [
+        routes: list[Route | Mount] = [
             Route("/brokers/{broker}", self.broker_ingress, methods=["POST"]),
             Route("/minio/events", self.minio_events, methods=["POST"]),
+        ]
+        if self.web_dir is not None and (self.web_dir / "assets").is_dir():
+            routes.append(Mount("/assets", _WebAssets(directory=self.web_dir / "assets")))
+        routes.append(
             Route(
                 "/{path:path}",
                 self.http_ingress,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-            ),
-        ]
+            )
+        )
         return Starlette(routes=routes, lifespan=self.lifespan)
 
     @property
@@ -179,6 +188,8 @@ class Gateway:
             )
         target = self.route_http(request.url.path)
         if target is None:
+            if self._is_console_page(request):
+                return _console_page(self.web_dir)
             return JSONResponse({"detail": f"no function serves {request.url.path}"}, 404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         if request.client is not None:  # as an ingress does: the function sees who called
@@ -211,6 +222,16 @@ class Gateway:
             upstream.status_code,
             headers=out_headers,
             background=BackgroundTask(upstream.aclose),
+        )
+
+    def _is_console_page(self, request: Request) -> bool:
+        """A page of the console (its client-side routes all load index.html), never an API
+        path: /v1/…, /brokers/…, /minio/… and /.well-known/… stay the functions' 404s."""
+        return (
+            self.web_dir is not None
+            and request.method in ("GET", "HEAD")
+            and not request.url.path.startswith(("/v1/", "/brokers/", "/minio/", "/.well-known/"))
+            and (self.web_dir / "index.html").is_file()
         )
 
     # --- Broker / Trigger ---------------------------------------------------------------
@@ -387,6 +408,40 @@ class Gateway:
                 ):
                     yield deployed, minio_event(record, name, bucket, key)
                     break
+
+
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
+    # Ant Design writes its styles at run time (CSS-in-JS <style> elements)
+    "style-src 'self' 'unsafe-inline'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONSOLE_HEADERS = {
+    "content-security-policy": CONSOLE_CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+}
+"""What the cluster's static web service sends too (charts/visitlens: the web Service)."""
+
+
+def _console_page(web_dir: Path | None) -> Response:
+    assert web_dir is not None
+    # index.html names the hashed assets of this build: never cached
+    return FileResponse(
+        web_dir / "index.html", headers={**CONSOLE_HEADERS, "cache-control": "no-cache"}
+    )
+
+
+class _WebAssets(StaticFiles):
+    """The console's hashed, immutable assets with the console's security headers."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(CONSOLE_HEADERS)
+        if response.status_code == 200:
+            response.headers["cache-control"] = "public, max-age=31536000, immutable"
+        return response
 
 
 def _bucket_matches(trigger: BucketTrigger, name: str, bucket: str, key: str) -> bool:

@@ -16,7 +16,7 @@ import uvicorn
 from visitlens.adapters.event_tokens import EventTokenIssuer, broker_audience
 from visitlens.config import Settings
 from visitlens.runtime.gateway import Deployed, Gateway
-from visitlens.runtime.spec import FunctionSpec, discover
+from visitlens.runtime.spec import FUNCTIONS_DIR, FunctionSpec, discover
 from visitlens.stack.endpoints import resolve
 from visitlens.stack.processes import (
     require_free_ports,
@@ -95,9 +95,15 @@ def running_functions(
             terminate(f"function {name}", pid, timeout_s=10)
 
 
+def web_console_dir() -> Path | None:
+    """The built web console of this checkout (``make web``), if there is one."""
+    dist = FUNCTIONS_DIR.parent / "web" / "dist"
+    return dist if (dist / "index.html").is_file() else None
+
+
 async def serve_gateway(settings: Settings, deployed: list[Deployed]) -> None:
     """Serve the gateway on ``stack.gateway_port`` until SIGINT/SIGTERM."""
-    gateway = Gateway(deployed, local_issuer(settings))
+    gateway = Gateway(deployed, local_issuer(settings), web_dir=web_console_dir())
     config = uvicorn.Config(
         gateway.app(),
         host=settings.stack.host,
@@ -123,4 +129,10 @@ def run_dev(settings: Settings, functions_dir: Path | None = None) -> None:
             settings.stack.host,
             settings.stack.gateway_port,
         )
+        if web_console_dir() is None:
+            logger.info("web console not built: `make web`, then it is served at /")
+        else:
+            logger.info(
+                "web console at http://%s:%d/", settings.stack.host, settings.stack.gateway_port
+            )
         asyncio.run(serve_gateway(settings, deployed))

@@ -37,7 +37,7 @@ function Kpi({ title, value, previous, format }: { title: string; value?: number
 }
 
 function minutes(seconds: number): string {
-  return `${Math.round(seconds / 60)} min`;
+  return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
 }
 
 export default function Overview() {

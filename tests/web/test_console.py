@@ -1,0 +1,88 @@
+"""The web console in Debian's Chromium (Playwright, headless) against the real stack: `visitlens
+dev` serves the built console at `/` beside the functions; a seeded tenant with visits ingested
+through `/v1/events`. The browser tests themselves are in web/e2e (sign-in and its redirects, the
+overview's numbers equal to the report API's, an ended session, axe on every screen, no console
+errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, REPO, DevServer, TenantWorld
+from tests.functions.test_ingest import T0, person, track_event
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path("/usr/bin/chromium")
+WEB = REPO / "web"
+
+
+@pytest.fixture
+def console_built() -> None:
+    """Chromium and the built console are there; missing is a failure, never a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (system-deps)")
+    if not (WEB / "dist" / "index.html").exists() or shutil.which("npx") is None:
+        pytest.fail("the console is not built: `make web` (make test builds it first)")
+
+
+@pytest.mark.usefixtures("console_built")
+async def test_the_console_signs_in_and_shows_the_reports_numbers(
+    dev_server: DevServer, world: TenantWorld, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=dev_server.base, timeout=30) as client:
+        index = await client.get("/")
+        assert index.status_code == 200 and '<div id="root">' in index.text
+        csp = index.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        deep = await client.get("/overview")  # a deep link is the app too
+        assert deep.status_code == 200 and deep.text == index.text
+        assert (await client.get("/v1/no-such-thing")).status_code == 404  # not the app
+        # three passes at site A two days ago: two people, one of them twice, two hours apart
+        alice, bob = person(), person()
+        headers = {"authorization": f"Bearer {world.worker_a}",
+                   "content-type": "application/cloudevents+json"}  # fmt: skip
+        for identity, at in ((alice, T0), (bob, T0 + timedelta(minutes=5)),
+                             (alice, T0 + timedelta(hours=2))):  # fmt: skip
+            event = {**track_event(world, identity, at), "specversion": "1.0"}
+            event["data"]["snapshot_key"] = None
+            response = await client.post("/v1/events", headers=headers, json=event)
+            assert response.status_code == 200, response.text
+        # the aggregate function counts them (the visit.recorded events or its minutely tick)
+        admin = {"authorization": f"Bearer {world.admin}"}
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            report = await client.get(
+                f"/v1/tenants/{world.tenant_id}/reports/visits", headers=admin,
+                params={"start": (T0 - timedelta(days=1)).date().isoformat(),
+                        "end": (T0 + timedelta(days=1)).date().isoformat()},
+            )  # fmt: skip
+            if report.status_code == 200 and report.json()["totals"]["visits"] == 3:
+                break
+            assert asyncio.get_running_loop().time() < deadline, report.text
+            await asyncio.sleep(1)
+
+    env = {
+        **os.environ,
+        "VISITLENS_E2E_BASE": dev_server.base,
+        "VISITLENS_E2E_EMAIL": world.admin_email,
+        "VISITLENS_E2E_PASSWORD": PASSWORD,
+        "VISITLENS_E2E_TENANT": world.tenant_id,
+        "VISITLENS_E2E_SCREENSHOTS": str(os.environ.get("VISITLENS_UI_SCREENSHOTS", tmp_path)),
+        "CHROMIUM": str(CHROMIUM),
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+    }
+    run = await asyncio.to_thread(
+        subprocess.run,
+        ["npx", "playwright", "test"],
+        cwd=WEB, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    assert "2 passed" in run.stdout
