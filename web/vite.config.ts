@@ -20,5 +20,6 @@ export default defineConfig({
     },
   },
   server: { proxy: { "/v1": "http://127.0.0.1:8080" } },
-  test: { environment: "jsdom", globals: true },
+  // unit tests only: the browser tests (e2e/) run in Playwright against the real stack
+  test: { environment: "jsdom", globals: true, include: ["src/**/*.test.{ts,tsx}"] },
 });
