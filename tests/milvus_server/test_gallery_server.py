@@ -71,9 +71,8 @@ async def test_a_view_is_found_by_the_very_next_search(
     person, vector = uuid.uuid4(), unit(1)
     row = GalleryRow(uuid.uuid4(), tenant, person, PersonKind.CUSTOMER, vector[0])
     await gallery.insert([row])
-    began = asyncio.get_running_loop().time()
+    # found at once (its speed, no wait for a time tick, is measured in `make bench`, not here)
     hits = await gallery.search(tenant, vector, top_k=3)
-    assert asyncio.get_running_loop().time() - began < 0.1  # no wait for the server's time tick
     assert hits[0][0].person_id == person and hits[0][0].view_id == row.view_id
     assert hits[0][0].similarity == pytest.approx(1.0, abs=1e-4)
     assert len(hits[0]) == 3  # the server's own hits are still there, each view once
