@@ -43,3 +43,25 @@ async def test_a_failed_search_does_not_stop_the_batcher() -> None:
     hits = await asyncio.wait_for(gallery.search(uuid.uuid4(), probe, 5), timeout=5)
     assert hits[0][0].view_id == view and hits[0][0].person_id == person
     assert hits[0][0].similarity == 1.0  # an ulp above 1 is clamped
+
+
+def test_recent_views_are_forgotten_for_every_tenant() -> None:
+    """The read-your-writes memory keeps RECENT_S of views, also of tenants that never search."""
+    import time
+    import uuid
+    from collections import deque
+
+    import numpy as np
+
+    from visitlens.adapters.gallery import RECENT_S, Gallery, GalleryRow
+    from visitlens.config import MilvusSettings
+    from visitlens.identity.decisions import PersonKind
+
+    gallery = Gallery("http://127.0.0.1:1", MilvusSettings(), "m", 4)
+    old, fresh = uuid.uuid4(), uuid.uuid4()
+    vector = np.array([1, 0, 0, 0], np.float32)
+    row = GalleryRow(uuid.uuid4(), old, uuid.uuid4(), PersonKind.CUSTOMER, vector)
+    gallery._recent[old] = deque([(time.monotonic() - RECENT_S - 1, row)])
+    gallery._recent[fresh] = deque([(time.monotonic(), row)])
+    gallery._expire(time.monotonic() - RECENT_S)
+    assert old not in gallery._recent and len(gallery._recent[fresh]) == 1

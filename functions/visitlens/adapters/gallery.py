@@ -224,6 +224,7 @@ class Gallery:
         now = time.monotonic()
         for row in rows:
             self._recent.setdefault(row.tenant_id, deque()).append((now, row))
+        self._expire(now - RECENT_S)
         self._unflushed += len(rows)
         threshold = self._settings.flush_after_inserts
         if threshold and self._unflushed >= threshold and self._flushing is None:
@@ -260,6 +261,16 @@ class Gallery:
         hits = await self._search(vectors, top_k, expression)
         mine = self._recent_rows(tenant_id, kind)
         return _merged(hits, vectors, mine, top_k) if mine else hits
+
+    def _expire(self, horizon: float) -> None:
+        """Forget views older than ``horizon`` for every tenant (a tenant that never searches
+        again must not keep its rows for the instance's life)."""
+        for tenant_id in list(self._recent):
+            recent = self._recent[tenant_id]
+            while recent and recent[0][0] < horizon:
+                recent.popleft()
+            if not recent:
+                del self._recent[tenant_id]
 
     def _recent_rows(self, tenant_id: UUID, kind: PersonKind | None) -> list[GalleryRow]:
         """This instance's views inserted within ``RECENT_S`` (the server may not show them)."""
