@@ -38,7 +38,10 @@ def start_ingest(port: int, log: Path) -> subprocess.Popen[bytes]:
             "--source", str(REPO / "functions" / "ingest" / "main.py"),
             "--signature-type", "http", "--asgi", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the "pod" is killed whole
+        )  # fmt: skip
     wait_until("ingest", lambda: tcp_open("127.0.0.1", port), timeout_s=60, pid=proc.pid,
                log_path=log)  # fmt: skip
     return proc
@@ -85,7 +88,9 @@ async def test_kill_9_mid_stream_then_replay_counts_every_pass_once(
                 answered.add(i)
                 if len(answered) >= KILL_AFTER and not killed.is_set():
                     killed.set()
-                    os.kill(proc.pid, signal.SIGKILL)  # mid-stream: other requests are in flight
+                    # mid-stream, other requests in flight; the whole group, as a pod dies (a
+                    # worker process of the server would otherwise outlive the test)
+                    os.killpg(proc.pid, signal.SIGKILL)
 
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -114,7 +119,7 @@ async def test_kill_9_mid_stream_then_replay_counts_every_pass_once(
             await asyncio.gather(*(replayer(client) for _ in range(SENDERS)))
         assert set(statuses.values()) == {200}, statuses
     finally:
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
 
     async with db.transaction(DbScope(uuid.UUID(world.tenant_id))) as conn:
