@@ -24,6 +24,7 @@ from visitlens.http.cloudevents import (
     bearer,
     data_digest,
     is_batch,
+    log_rejection,
     publish,
     publish_all,
     read_batch,
@@ -118,7 +119,7 @@ async def _batch(request: Request) -> Response:
 
 
 def _refused(error: VisitlensError, event: CloudEvent | None) -> dict[str, Any]:
-    rejection(error, event)  # logged with its reason
+    log_rejection(error, event)
     return {
         "id": event["id"] if event is not None else None,
         "source": event["source"] if event is not None else None,

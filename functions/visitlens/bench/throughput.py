@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -271,17 +272,18 @@ def _batches(
     by_site: dict[int, list[CloudEvent]] = {}
     for site, event in events:
         by_site.setdefault(site, []).append(event)
-    out = []
-    for site, group in by_site.items():
+    per_site = []
+    for site, group in sorted(by_site.items()):
+        batches = []
         for lo in range(0, len(group), BATCH):
             part = group[lo : lo + BATCH]
             body = json.dumps([to_dict(e) for e in part]).encode()
             headers = {"content-type": BATCH_MEDIA_TYPE,
                        "authorization": f"Bearer {world.tokens[site]}"}  # fmt: skip
-            out.append((headers, body, len(part)))
-    # the stores' batches interleave, as they would arrive
-    out.sort(key=lambda item: hash(item[1][:64]))
-    return out
+            batches.append((headers, body, len(part)))
+        per_site.append(batches)
+    # the stores' batches interleave, one of each store in turn, as they would arrive
+    return [b for round_ in itertools.zip_longest(*per_site) for b in round_ if b is not None]
 
 
 async def _exactly_once(settings: Settings, world: World, ids: list[str]) -> dict[str, int]:

@@ -177,6 +177,12 @@ async def publish_all(
 
 def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:
     """A 4xx (final, the broker must not retry) or 5xx (retried), logged with its reason."""
+    log_rejection(error, event)
+    return problem_response(error)
+
+
+def log_rejection(error: VisitlensError, event: CloudEvent | None) -> None:
+    """The logged reason an event was refused (one event of a batch has no response of its own)."""
     event_id = event["id"] if event is not None else "-"
     event_type = event["type"] if event is not None else "-"
     level = logging.WARNING if error.status < 500 else logging.ERROR
@@ -184,4 +190,3 @@ def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:
         level, "rejected event id=%s type=%s: %d %s (%s)",
         event_id, event_type, error.status, error.code, error.message,
     )  # fmt: skip
-    return problem_response(error)
