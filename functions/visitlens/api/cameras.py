@@ -15,7 +15,13 @@ from visitlens.auth.principal import Principal, Role
 from visitlens.http.pagination import Page, PageQuery
 from visitlens.http.router import Ctx
 
-CAMERAS = Table("cameras", "camera")
+# the newest sighting is the edge's health as the platform sees it (index-only, newest first)
+CAMERAS = Table(
+    "cameras",
+    "camera",
+    returning="*, (SELECT max(s.captured_at) FROM sightings s WHERE s.tenant_id = cameras.tenant_id"
+    " AND s.camera_id = cameras.id) AS last_sighting_at",
+)
 
 
 def _camera_filters(principal: Principal) -> list[Filter]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from visitlens import __version__
-from visitlens.api import api_keys, auth_routes, cameras, sites, snapshots, tenants, users
+from visitlens.api import (
+    api_keys,
+    audit_routes,
+    auth_routes,
+    cameras,
+    sites,
+    snapshots,
+    tenants,
+    users,
+)
 from visitlens.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -328,6 +337,34 @@ ROUTES: list[Route] = [
         roles=(ADMIN, MANAGER),
         summary="Revoke an API key",
         status=204,
+    ),
+    # the audit log and the console's thumbnails
+    Route.build(
+        "GET",
+        f"{T}/audit",
+        audit_routes.list_entries,
+        tag="audit",
+        roles=(ADMIN,),
+        summary="Audit entries, newest first, filtered by action (or prefix), actor, target, time",
+        query=audit_routes.AuditQuery,
+        response=audit_routes.AuditPage,
+    ),
+    Route.build(
+        "GET",
+        f"{T}/audit/verification",
+        audit_routes.verify,
+        tag="audit",
+        roles=(ADMIN,),
+        summary="Verify the tenant's audit hash chain (edited, missing or reordered rows)",
+        response=audit_routes.AuditVerification,
+    ),
+    Route.build(
+        "GET",
+        f"{T}/visits/{{visit_id:uuid}}/snapshot",
+        snapshots.visit_snapshot,
+        tag="reports",
+        roles=(ADMIN, MANAGER),
+        summary="The best retained snapshot of a visit (image/jpeg; 404 once purged; audited)",
     ),
 ]
 

@@ -232,6 +232,9 @@ class CameraOut(Output):
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    last_sighting_at: datetime | None = Field(
+        default=None, description="the newest sighting this camera sent (the edge's health)"
+    )
 
 
 # --- users ---------------------------------------------------------------------------------

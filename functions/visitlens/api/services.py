@@ -23,6 +23,8 @@ class ApiServices:
     auth: AuthService
     presigner: Minio
     """Signs snapshot upload URLs for the address edge workers reach (no request is made)."""
+    store: Minio
+    """Reads snapshots for the console (the platform's own address of the object store)."""
     logins: LoginLimiter
 
 
@@ -31,11 +33,12 @@ def lazy_api_services(settings: Settings) -> Lazy[ApiServices]:
         from visitlens.stack import s3
         from visitlens.stack.endpoints import s3_endpoint
 
-        endpoint = settings.s3.public_endpoint or s3_endpoint(settings)
+        internal = s3_endpoint(settings)
         return ApiServices(
             settings,
             *build_auth(settings),
-            s3.client(settings.s3, endpoint),
+            s3.client(settings.s3, settings.s3.public_endpoint or internal),
+            s3.client(settings.s3, internal),
             LoginLimiter(settings.http),
         )
 

@@ -11,13 +11,17 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from minio import Minio
+from minio.error import S3Error
 from pydantic import AwareDatetime, Field
+from starlette.responses import Response
 
+from visitlens.api import audit
 from visitlens.api.cameras import CAMERAS
 from visitlens.api.schemas import Input, Output
 from visitlens.api.scope import tenant_tx
 from visitlens.api.services import ApiServices
-from visitlens.errors import InvalidInput
+from visitlens.errors import InvalidInput, NotFound
 from visitlens.http.router import Ctx
 
 TRACK_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -62,3 +66,63 @@ async def presign_snapshot(ctx: Ctx[ApiServices]) -> SnapshotUpload:
         ctx.services.presigner.presigned_put_object, settings.raw_bucket, key, ttl
     )
     return SnapshotUpload(key=key, url=url, expires_at=now + ttl)
+
+
+# --- reading them back (the console's thumbnails) ----------------------------------------------
+
+_VISIT_SHOT = (
+    "SELECT v.site_id, (SELECT s.snapshot_key FROM sightings s WHERE s.tenant_id = v.tenant_id "
+    "AND s.visit_id = v.id AND s.snapshot_key IS NOT NULL "
+    "ORDER BY s.quality DESC NULLS LAST, s.captured_at DESC LIMIT 1) AS snapshot_key "
+    "FROM visits v WHERE v.id = $1"
+)
+"""A visit's best retained shot: the sharpest, then the newest."""
+
+
+async def read_snapshot(store: Minio, bucket: str, key: str | None) -> bytes:
+    """The JPEG under ``key``; 404 once retention removed it (or there never was one)."""
+    if key is None:
+        raise NotFound("no snapshot kept for this")
+
+    def read() -> bytes:
+        response = store.get_object(bucket, key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    try:
+        return await asyncio.to_thread(read)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            raise NotFound("the snapshot is past its retention") from exc
+        raise
+
+
+def snapshot_response(data: bytes) -> Response:
+    # a face: private to this browser, never shared caches; not a document that could run code
+    return Response(
+        data,
+        media_type="image/jpeg",
+        headers={"cache-control": "private, max-age=300", "x-content-type-options": "nosniff"},
+    )
+
+
+async def visit_snapshot(ctx: Ctx[ApiServices]) -> Response:
+    """The best retained snapshot of one visit (the live monitor's and timeline's thumbnail).
+
+    Viewing a face is personal-data access: each read is audited."""
+    tenant_id: UUID = ctx.params["tenant_id"]
+    visit_id: UUID = ctx.params["visit_id"]
+    async with tenant_tx(ctx, tenant_id) as conn:
+        row = await conn.fetchrow(_VISIT_SHOT, visit_id)
+        if row is None:
+            raise NotFound(f"visit {visit_id} not found")
+        ctx.principal.require_site(row["site_id"])
+        if row["snapshot_key"] is not None:
+            await audit.record(conn, ctx.principal, "snapshot.view", "visit", visit_id, tenant_id)
+    store = ctx.services.store
+    return snapshot_response(
+        await read_snapshot(store, ctx.services.settings.s3.raw_bucket, row["snapshot_key"])
+    )

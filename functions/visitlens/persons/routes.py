@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from minio import Minio
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.postgres import Database
+from visitlens.api import audit
 from visitlens.api.schemas import Input
+from visitlens.api.snapshots import read_snapshot, snapshot_response
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
@@ -32,6 +35,8 @@ class PersonServices:
     auth: AuthService
     merger: PersonMerger
     eraser: Eraser
+    store: Minio
+    raw_bucket: str
 
 
 def lazy_person_services(settings: Settings) -> Lazy[PersonServices]:
@@ -43,7 +48,12 @@ def lazy_person_services(settings: Settings) -> Lazy[PersonServices]:
         gallery = Gallery.for_settings(settings)
         client = s3.client(settings.s3, s3_endpoint(settings))
         return PersonServices(
-            db, auth, PersonMerger(db, gallery), Eraser(db, gallery, client, settings.s3)
+            db,
+            auth,
+            PersonMerger(db, gallery),
+            Eraser(db, gallery, client, settings.s3),
+            client,
+            settings.s3.raw_bucket,
         )
 
     return Lazy(build)
@@ -120,6 +130,11 @@ async def erase(ctx: Ctx[PersonServices]) -> ErasureOut:
 
 class CustomerQuery(PageQuery):
     seen_since: datetime | None = Field(default=None, description="last seen at or after")
+    q: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F-]{1,36}$",
+        description="the start of a customer id (as printed on a receipt or a report)",
+    )
 
 
 class CustomerOut(BaseModel):
@@ -146,6 +161,7 @@ class SightingOut(BaseModel):
     staff_id: UUID | None
     gender: str | None
     age_band: str | None
+    has_snapshot: bool = Field(description="a snapshot is retained (GET .../snapshot)")
 
 
 async def list_customers(ctx: Ctx[PersonServices]) -> Page[CustomerOut]:
@@ -160,13 +176,47 @@ async def list_customers(ctx: Ctx[PersonServices]) -> Page[CustomerOut]:
             "AS views FROM customers c "
             "WHERE ($1::timestamptz IS NULL OR c.last_seen_at >= $1) "
             "AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3)) "
+            "AND ($5::text IS NULL OR starts_with(c.id::text, $5)) "
             "ORDER BY c.created_at, c.id LIMIT $4",
             query.seen_since, after[0] if after else None, after[1] if after else None,
-            query.limit + 1,
+            query.limit + 1, query.q.lower() if query.q else None,
         )  # fmt: skip
     items = [CustomerOut.model_validate(dict(r)) for r in rows[: query.limit]]
     cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > query.limit else None
     return Page[CustomerOut](items=items, next_cursor=cursor)
+
+
+async def get_customer(ctx: Ctx[PersonServices]) -> CustomerOut:
+    scope = ctx.principal.db_scope(ctx.params["tenant_id"])
+    async with ctx.services.db.transaction(scope) as conn:
+        row = await conn.fetchrow(
+            "SELECT c.id, c.first_seen_at, c.last_seen_at, c.visit_count, c.gender, c.age_band, "
+            "c.created_at, (SELECT count(*) FROM person_embeddings e WHERE e.customer_id = c.id) "
+            "AS views FROM customers c WHERE c.id = $1",
+            ctx.params["customer_id"],
+        )
+    if row is None:
+        raise NotFound("no such customer in this tenant")
+    return CustomerOut.model_validate(dict(row))
+
+
+async def sighting_snapshot(ctx: Ctx[PersonServices]) -> Response:
+    """One sighting's snapshot while retained (image/jpeg); each view is audited."""
+    tenant_id: UUID = ctx.params["tenant_id"]
+    sighting_id: UUID = ctx.params["sighting_id"]
+    async with ctx.services.db.transaction(ctx.principal.db_scope(tenant_id)) as conn:
+        row = await conn.fetchrow(
+            "SELECT site_id, snapshot_key FROM sightings WHERE id = $1", sighting_id
+        )
+        if row is None:
+            raise NotFound(f"sighting {sighting_id} not found")
+        ctx.principal.require_site(row["site_id"])
+        if row["snapshot_key"] is not None:
+            await audit.record(
+                conn, ctx.principal, "snapshot.view", "sighting", sighting_id, tenant_id
+            )
+    data = await read_snapshot(ctx.services.store, ctx.services.raw_bucket, row["snapshot_key"])
+    return snapshot_response(data)
 
 
 async def customer_sightings(ctx: Ctx[PersonServices]) -> Page[SightingOut]:
@@ -181,7 +231,8 @@ async def customer_sightings(ctx: Ctx[PersonServices]) -> Page[SightingOut]:
             raise NotFound("no such customer in this tenant")
         rows = await conn.fetch(
             "SELECT id, site_id, camera_id, captured_at, decision, similarity, quality, visit_id, "
-            "opened_visit, staff_id, gender, age_band FROM sightings WHERE customer_id = $1 "
+            "opened_visit, staff_id, gender, age_band, snapshot_key IS NOT NULL AS has_snapshot "
+            "FROM sightings WHERE customer_id = $1 "
             "AND ($2::timestamptz IS NULL OR (captured_at, id) > ($2, $3)) "
             "ORDER BY captured_at, id LIMIT $4",
             ctx.params["customer_id"], after[0] if after else None,
@@ -197,6 +248,11 @@ MERGE_ROUTES = [
     Route.build("GET", f"{P}/customers", list_customers, tag="persons", roles=(ADMIN,),
                 query=CustomerQuery, response=Page[CustomerOut],
                 summary="Customers with first/last seen, visit count and views (paginated)"),
+    Route.build("GET", f"{P}/customers/{{customer_id:uuid}}", get_customer, tag="persons",
+                roles=(ADMIN,), response=CustomerOut, summary="One customer"),
+    Route.build("GET", f"{P}/sightings/{{sighting_id:uuid}}/snapshot", sighting_snapshot,
+                tag="persons", roles=(ADMIN,), summary="A sighting's snapshot while retained "
+                "(image/jpeg; 404 once purged; audited)"),
     Route.build("GET", f"{P}/customers/{{customer_id:uuid}}/sightings", customer_sightings,
                 tag="persons", roles=(ADMIN,), query=PageQuery, response=Page[SightingOut],
                 summary="A customer's sightings with each identity decision and its similarity"),

@@ -47,6 +47,8 @@ class MonitorEvent(BaseModel):
     is_new: bool
     sighting_count: int
     dwell_s: float
+    has_snapshot: bool = False
+    """A snapshot is retained: GET /v1/tenants/{tenant}/visits/{visit_id}/snapshot."""
 
 
 class VisitFeed:
@@ -142,8 +144,9 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
             return list(
                 await conn.fetch(
                     "SELECT id, site_id, customer_id, started_at, ended_at, updated_at, is_new, "
-                    "sighting_count, extract(epoch FROM ended_at - started_at) AS dwell_s "
-                    "FROM visits WHERE (updated_at, id) > ($1, $2) "
+                    "sighting_count, extract(epoch FROM ended_at - started_at) AS dwell_s, "
+                    "EXISTS (SELECT 1 FROM sightings s WHERE s.visit_id = visits.id "
+                    "AND s.snapshot_key IS NOT NULL) AS has_snapshot FROM visits WHERE (updated_at, id) > ($1, $2) "
                     "AND ($3::uuid[] IS NULL OR site_id = ANY($3::uuid[])) "
                     "ORDER BY updated_at, id LIMIT $4",
                     after[0],
@@ -175,7 +178,7 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                         cursor = max(cursor, row["updated_at"])
                         data = MonitorEvent(visit_id=row["id"], **{k: row[k] for k in (
                             "site_id", "customer_id", "started_at", "ended_at", "updated_at",
-                            "is_new", "sighting_count")}, dwell_s=float(row["dwell_s"]))  # fmt: skip
+                            "is_new", "sighting_count", "has_snapshot")}, dwell_s=float(row["dwell_s"]))  # fmt: skip
                         yield ServerSentEvent(
                             event="visit",
                             id=_event_id(row["updated_at"], row["id"]),

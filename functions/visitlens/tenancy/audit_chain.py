@@ -20,6 +20,8 @@ from uuid import UUID
 
 import asyncpg
 
+from visitlens.adapters.postgres import Connection
+
 PLATFORM = UUID(int=0)
 
 
@@ -39,16 +41,17 @@ async def verify(owner_dsn: str) -> list[ChainReport]:
         async with conn.transaction(readonly=True):
             await conn.execute("SELECT set_config('app.system_admin', 'on', true)")
             tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants ORDER BY id")]
-            reports = [await _verify_chain(conn, None)]
+            reports = [await verify_chain(conn, None)]
             for tenant in tenants:
                 await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
-                reports.append(await _verify_chain(conn, tenant))
+                reports.append(await verify_chain(conn, tenant))
         return reports
     finally:
         await conn.close()
 
 
-async def _verify_chain(conn: asyncpg.Connection, tenant: UUID | None) -> ChainReport:
+async def verify_chain(conn: asyncpg.Connection | Connection, tenant: UUID | None) -> ChainReport:
+    """One chain, read in the caller's transaction (RLS decides which rows it sees)."""
     report = ChainReport(str(tenant) if tenant else "platform")
     rows = await conn.fetch(
         "SELECT id, seq, prev_hash, hash, "
