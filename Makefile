@@ -88,13 +88,13 @@ stack-status: $(STAMP) ## show what is running
 migrate: $(STAMP) ## bootstrap roles and run the Alembic migrations to head
 	$(BIN)/visitlens db migrate
 
-dev: $(STAMP) ## stack up + migrations + every function behind the local gateway (Ctrl+C stops the functions)
+dev: $(STAMP) web ## stack up + migrations + every function behind the local gateway (Ctrl+C stops the functions)
 	$(BIN)/visitlens stack up
 	$(BIN)/visitlens db migrate
 	$(BIN)/visitlens models prepare
 	$(BIN)/visitlens dev
 
-demo: $(STAMP) ## the main job on the embedded stack, end to end, printing what it did
+demo: $(STAMP) web ## the main job on the embedded stack, end to end, printing what it did (and the console's URL)
 	$(BIN)/visitlens demo
 
 models: $(STAMP) ## prepare onnxruntime-ready model copies (recognition issue)

@@ -180,6 +180,7 @@ class TenantWorld:
     worker_a: str
     worker_key: str
     admin_email: str = ""
+    manager_email: str = ""
 
     def auth(self, token: str) -> dict[str, str]:
         return {"authorization": f"Bearer {token}"}
@@ -282,6 +283,7 @@ async def make_world(db: Database, client: httpx.AsyncClient) -> TenantWorld:
         worker_a=worker["access_token"],
         worker_key=key["api_key"],
         admin_email=admin_email,
+        manager_email=manager_email,
     )
 
 

@@ -89,10 +89,41 @@ def run_demo(settings: Settings) -> int:
         from visitlens.edge_demo import run_edge
 
         run_edge(settings, base, world)
+        _console(settings, base, world)
     finally:
         terminate("visitlens dev", proc.pid)
     _say(f"demo finished in {time.monotonic() - started:.1f}s; `make dev` keeps it running")
     return 0
+
+
+def _console(settings: Settings, base: str, world: dict[str, Any]) -> None:
+    """The web console on the same gateway: the demo tenant's own admin signs in to it (a system
+    admin would first choose a tenant); the password goes to a 0600 file, never to the screen."""
+    _say("6. web console")
+    index = httpx.get(base + "/", timeout=10)
+    if index.status_code != 200 or '<div id="root">' not in index.text:
+        _say("   not built here (`make web` builds it; `make demo` does so first)")
+        return
+    email = f"owner@{world['slug']}.example.com"
+    password = secrets.token_urlsafe(18)
+    root = {"authorization": f"Bearer {world['root']}"}
+    user = {"email": email, "role": "tenant_admin", "password": password,
+            "display_name": "Demo owner"}  # fmt: skip
+    created = httpx.post(f"{base}/v1/tenants/{world['tenant_id']}/users", headers=root,
+                         json=user, timeout=30)  # fmt: skip
+    login = {"grant_type": "password", "email": email, "password": password}
+    grant = httpx.post(f"{base}/v1/auth/token", json=login, timeout=30)
+    if created.status_code != 201 or grant.status_code != 200:
+        raise StackError(f"demo console sign-in failed: {created.status_code}/{grant.status_code}")
+    path = settings.data_dir / "demo-console.json"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"url": base + "/", "email": email, "password": password}, handle)
+    me = httpx.get(f"{base}/v1/auth/me", timeout=10,
+                   headers={"authorization": f"Bearer {grant.json()['access_token']}"})  # fmt: skip
+    _say(f"   {base}/ signed in as {email} ({me.json()['role']} of tenant {world['slug']})")
+    _say(f"   password in {path}; `make dev` serves the console with this data after the demo")
 
 
 def _healthy(base: str) -> bool:
@@ -165,6 +196,7 @@ def _walkthrough(base: str, admin_password: str) -> dict[str, Any]:
         _say(f"   OpenAPI {doc['openapi']}: {len(doc['paths'])} paths")
         return {
             "root": root,
+            "slug": slug,
             "tenant_id": tenant["id"],
             "site_id": site["id"],
             "camera_id": camera["id"],

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from visitlens.deploy.render import knative, openfaas
+from visitlens.deploy.render import knative, nginx_conf, openfaas
+from visitlens.http.console import CONSOLE_HEADERS
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -40,6 +41,26 @@ def test_committed_files_are_the_rendering_of_function_yaml() -> None:
         committed = CHART / relative
         assert committed.read_text() == text, f"{relative} is stale: run `visitlens deploy render`"
     assert (REPO / "stack.yml").read_text() == openfaas(specs)
+    assert (REPO / "web" / "nginx.conf").read_text() == nginx_conf()
+
+
+def test_the_console_is_served_behind_the_same_route_with_its_headers() -> None:
+    docs = documents()
+    routes = next(d for d in docs if d["kind"] == "HTTPRoute")["spec"]["rules"]
+    # `/` last: every function's prefix wins over the console's catch-all
+    assert routes[-1]["matches"][0]["path"]["value"] == "/"
+    assert routes[-1]["backendRefs"][0]["name"] == "web"
+    web = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web")
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["runAsNonRoot"] is True
+    nginx = (REPO / "web" / "nginx.conf").read_text()
+    for name, value in CONSOLE_HEADERS.items():  # in every location: nginx does not inherit them
+        assert nginx.count(f'add_header {name} "{value}" always;') == 3
+    assert "try_files /index.html =404;" in nginx  # deep links are the app
+    assert yaml.safe_load((REPO / "stack.yml").read_text())["functions"]["web"]["image"].startswith(
+        "ghcr.io/visitlens/web:"
+    )
 
 
 def test_every_trigger_is_deployed() -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from visitlens import __version__
 from visitlens.adapters.event_tokens import broker_audience, function_audience
+from visitlens.http.console import CONSOLE_HEADERS
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -30,6 +31,7 @@ from visitlens.runtime.spec import (
 
 NAMESPACE = "visitlens"
 IMAGE = f"ghcr.io/visitlens/functions:{__version__}"
+WEB_IMAGE = f"ghcr.io/visitlens/web:{__version__}"
 BROKER = "default"
 PORT = 8080
 POD_LISTEN = "0.0.0.0"  # noqa: S104 - inside a pod; the mesh and NetworkPolicies guard it
@@ -210,11 +212,12 @@ def http_route(specs: list[FunctionSpec]) -> dict[str, Any]:
         if isinstance(trigger, HttpTrigger)
         for prefix in trigger.path_prefixes
     ]
-    for prefix, spec in sorted(pairs, key=lambda p: -len(p[0])):
+    for prefix, name in [*sorted(((p, s.name) for p, s in pairs), key=lambda p: -len(p[0])),
+                         ("/", "web")]:  # fmt: skip
         rules.append({
             "matches": [{"path": {"type": "PathPrefix", "value": prefix}}],
             # Knative creates a Kubernetes Service of the same name for each Knative Service.
-            "backendRefs": [{"kind": "Service", "name": spec.name, "port": 80}],
+            "backendRefs": [{"kind": "Service", "name": name, "port": 80}],
         })  # fmt: skip
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
@@ -222,6 +225,56 @@ def http_route(specs: list[FunctionSpec]) -> dict[str, Any]:
         "metadata": {"name": "visitlens", "namespace": NAMESPACE},
         "spec": {"parentRefs": [{"name": "visitlens", "namespace": NAMESPACE}], "rules": rules},
     }
+
+
+def nginx_conf() -> str:
+    """The console's static server (web/Dockerfile): hashed assets cached for good, every other
+    path the app's index.html, the console's security headers on every answer."""
+    headers = "".join(
+        f'    add_header {name} "{value}" always;\n' for name, value in CONSOLE_HEADERS.items()
+    )
+    return (
+        HEADER + "server {\n"
+        f"    listen {PORT};\n"
+        "    root /usr/share/nginx/html;\n"
+        "    server_tokens off;\n"
+        f"{headers}"
+        "    location /assets/ {\n"
+        f"{headers.replace('    add_header', '        add_header')}"
+        '        add_header cache-control "public, max-age=31536000, immutable" always;\n'
+        "        try_files $uri =404;\n"
+        "    }\n"
+        "    location / {\n"
+        f"{headers.replace('    add_header', '        add_header')}"
+        '        add_header cache-control "no-cache" always;\n'
+        "        try_files /index.html =404;\n"
+        "    }\n"
+        "}\n"
+    )
+
+
+def web_service(image: str = WEB_IMAGE) -> dict[str, Any]:
+    """The console: static files behind the same HTTPRoute as the functions (path ``/``)."""
+    labels = {"app.kubernetes.io/name": "visitlens", "app.kubernetes.io/component": "web"}
+    return {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": NAMESPACE, "labels": labels},
+        "spec": {"template": {
+            "metadata": {"labels": labels, "annotations": {
+                "autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "3"}},
+            "spec": {"containers": [{
+                "name": "web", "image": image,
+                "ports": [{"containerPort": PORT}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": PORT}},
+                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"},
+                              "limits": {"memory": "128Mi"}},
+                "securityContext": {**SECURITY, "runAsUser": 101},
+                # nginx writes its pid and temporary files; the root filesystem stays read-only
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - a pod emptyDir
+            }], "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]},
+        }},
+    }  # fmt: skip
 
 
 def _dump(documents: list[dict[str, Any]]) -> str:
@@ -274,8 +327,9 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
         bindings = [sink_binding(spec)] if spec.publishes else []
         files[path] = _dump([knative_service(spec, image), *event_resources(spec), *bindings])
         resources.append(path)
+    files["web.yaml"] = _dump([web_service()])
     files["http-route.yaml"] = _dump([http_route(specs)])
-    resources.append("http-route.yaml")
+    resources += ["web.yaml", "http-route.yaml"]
     files["kustomization.yaml"] = HEADER + yaml.safe_dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
          "namespace": NAMESPACE, "resources": resources},
@@ -316,6 +370,12 @@ def openfaas(specs: list[FunctionSpec], image: str = IMAGE) -> str:
         if topics:
             entry["annotations"]["topic"] = ",".join(topics)
         functions[spec.name] = entry
+    # the console: nginx on 8080 (web/Dockerfile), at `/` of the same ingress as the functions
+    functions["web"] = {
+        "lang": "dockerfile", "image": WEB_IMAGE,
+        "labels": {"com.openfaas.scale.min": "1", "com.openfaas.scale.max": "3"},
+        "annotations": {"com.openfaas.ready.http.path": "/", "visitlens.dev/paths": "/"},
+    }  # fmt: skip
     document = {
         "version": 1.0,
         "provider": {"name": "openfaas", "gateway": "http://127.0.0.1:8080"},
@@ -335,7 +395,9 @@ def write(root: Path, specs: list[FunctionSpec], image: str = IMAGE) -> list[Pat
     stack.write_text(openfaas(specs, image))
     env = root / "openfaas-env.yml"
     env.write_text(openfaas_env())
-    written += [stack, env]
+    nginx = root / "web" / "nginx.conf"
+    nginx.write_text(nginx_conf())
+    written += [stack, env, nginx]
     return written
 
 

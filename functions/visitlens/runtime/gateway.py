@@ -58,6 +58,7 @@ from visitlens.adapters.event_tokens import (
 )
 from visitlens.config import EventAuthSettings
 from visitlens.errors import Unauthenticated
+from visitlens.http.console import CONSOLE_HEADERS
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -408,21 +409,6 @@ class Gateway:
                 ):
                     yield deployed, minio_event(record, name, bucket, key)
                     break
-
-
-CONSOLE_CSP = (
-    "default-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
-    # Ant Design writes its styles at run time (CSS-in-JS <style> elements)
-    "style-src 'self' 'unsafe-inline'; font-src 'self' data:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-CONSOLE_HEADERS = {
-    "content-security-policy": CONSOLE_CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cross-origin-opener-policy": "same-origin",
-}
-"""What the cluster's static web service sends too (charts/visitlens: the web Service)."""
 
 
 def _console_page(web_dir: Path | None) -> Response:

@@ -1004,7 +1004,7 @@ export interface components {
              * Expires At
              * @default null
              */
-            expires_at: string | null;
+            expires_at?: string | null;
             /** Name */
             name: string;
             /**
@@ -1012,7 +1012,7 @@ export interface components {
              * @default worker
              * @enum {string}
              */
-            role: "tenant_admin" | "site_manager" | "worker";
+            role?: "tenant_admin" | "site_manager" | "worker";
             /** Site Ids */
             site_ids?: string[];
         };
@@ -1190,13 +1190,13 @@ export interface components {
              * Enabled
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /**
              * Kind
              * @default rtsp
              * @enum {string}
              */
-            kind: "rtsp" | "usb" | "file" | "folder";
+            kind?: "rtsp" | "usb" | "file" | "folder";
             /** Name */
             name: string;
         };
@@ -1221,7 +1221,7 @@ export interface components {
              * @description the newest sighting this camera sent (the edge's health)
              * @default null
              */
-            last_sighting_at: string | null;
+            last_sighting_at?: string | null;
             /** Name */
             name: string;
             /**
@@ -1246,17 +1246,17 @@ export interface components {
              * Enabled
              * @default null
              */
-            enabled: boolean | null;
+            enabled?: boolean | null;
             /**
              * Kind
              * @default null
              */
-            kind: ("rtsp" | "usb" | "file" | "folder") | null;
+            kind?: ("rtsp" | "usb" | "file" | "folder") | null;
             /**
              * Name
              * @default null
              */
-            name: string | null;
+            name?: string | null;
         };
         /** CustomerOut */
         CustomerOut: {
@@ -1346,14 +1346,14 @@ export interface components {
              * Kind
              * @default null
              */
-            kind: ("customer" | "staff") | null;
+            kind?: ("customer" | "staff") | null;
             /** Model Id */
             model_id: string;
             /**
              * Top K
              * @default 5
              */
-            top_k: number;
+            top_k?: number;
         };
         /** ErasureOut */
         ErasureOut: {
@@ -1385,7 +1385,7 @@ export interface components {
              * Age Band
              * @default null
              */
-            age_band: string | null;
+            age_band?: string | null;
             /**
              * Customer Id
              * Format: uuid
@@ -1400,12 +1400,12 @@ export interface components {
              * First Site Id
              * @default null
              */
-            first_site_id: string | null;
+            first_site_id?: string | null;
             /**
              * Gender
              * @default null
              */
-            gender: ("female" | "male" | "unknown") | null;
+            gender?: ("female" | "male" | "unknown") | null;
             /**
              * Last Seen At
              * Format: date-time
@@ -1438,7 +1438,7 @@ export interface components {
              * Det Score
              * @default null
              */
-            det_score: number | null;
+            det_score?: number | null;
             /** Embedding */
             embedding: number[];
             /** Is Staff Local */
@@ -1452,7 +1452,7 @@ export interface components {
              * Snapshot Url
              * @default null
              */
-            snapshot_url: string | null;
+            snapshot_url?: string | null;
             /**
              * Tenant Id
              * Format: uuid
@@ -1501,7 +1501,7 @@ export interface components {
              * Snapshot Key
              * @default null
              */
-            snapshot_key: string | null;
+            snapshot_key?: string | null;
             /**
              * Tenant Id
              * Format: uuid
@@ -1521,7 +1521,7 @@ export interface components {
              */
             camera_id: string;
             /** @default null */
-            demographics: components["schemas"]["DemographicsEstimate"] | null;
+            demographics?: components["schemas"]["DemographicsEstimate"] | null;
             /** Dim */
             dim: number;
             /**
@@ -1549,7 +1549,7 @@ export interface components {
              * Snapshot Key
              * @default null
              */
-            snapshot_key: string | null;
+            snapshot_key?: string | null;
             /**
              * Tenant Id
              * Format: uuid
@@ -1634,7 +1634,7 @@ export interface components {
              * Embedding Id
              * @default null
              */
-            embedding_id: string | null;
+            embedding_id?: string | null;
             /** Gallery Version */
             gallery_version: number;
             /**
@@ -1648,7 +1648,7 @@ export interface components {
              * Site Id
              * @default null
              */
-            site_id: string | null;
+            site_id?: string | null;
             /**
              * Staff Id
              * Format: uuid
@@ -1860,7 +1860,7 @@ export interface components {
              * Has Snapshot
              * @default false
              */
-            has_snapshot: boolean;
+            has_snapshot?: boolean;
             /** Is New */
             is_new: boolean;
             /** Sighting Count */
@@ -2102,7 +2102,7 @@ export interface components {
              * Site Id
              * @default null
              */
-            site_id: string | null;
+            site_id?: string | null;
             /**
              * Start
              * Format: date-time
@@ -2149,7 +2149,7 @@ export interface components {
              * Landmarks
              * @default null
              */
-            landmarks: number[][] | null;
+            landmarks?: number[][] | null;
             /** Quality */
             quality: number;
             /**
@@ -2214,7 +2214,7 @@ export interface components {
              * Address
              * @default null
              */
-            address: string | null;
+            address?: string | null;
             /** Name */
             name: string;
             /**
@@ -2227,7 +2227,7 @@ export interface components {
              * @description a person seen again within this many seconds extends the visit
              * @default 1800
              */
-            visit_window_s: number;
+            visit_window_s?: number;
         };
         /** SiteOut */
         SiteOut: {
@@ -2266,22 +2266,22 @@ export interface components {
              * Address
              * @default null
              */
-            address: string | null;
+            address?: string | null;
             /**
              * Name
              * @default null
              */
-            name: string | null;
+            name?: string | null;
             /**
              * Timezone
              * @default null
              */
-            timezone: string | null;
+            timezone?: string | null;
             /**
              * Visit Window S
              * @default null
              */
-            visit_window_s: number | null;
+            visit_window_s?: number | null;
         };
         /** SnapshotRequest */
         SnapshotRequest: {
@@ -2323,13 +2323,13 @@ export interface components {
              * External Ref
              * @default null
              */
-            external_ref: string | null;
+            external_ref?: string | null;
             /**
              * Site Id
              * @description None: works at every site
              * @default null
              */
-            site_id: string | null;
+            site_id?: string | null;
         };
         /**
          * StaffGallery
@@ -2434,22 +2434,22 @@ export interface components {
              * Active
              * @default null
              */
-            active: boolean | null;
+            active?: boolean | null;
             /**
              * Display Name
              * @default null
              */
-            display_name: string | null;
+            display_name?: string | null;
             /**
              * External Ref
              * @default null
              */
-            external_ref: string | null;
+            external_ref?: string | null;
             /**
              * Site Id
              * @default null
              */
-            site_id: string | null;
+            site_id?: string | null;
         };
         /** TenantCreate */
         TenantCreate: {
@@ -2458,7 +2458,7 @@ export interface components {
              * @description store the edge's gender label and age band per sighting and person (off: nothing is stored; docs/demographics.md)
              * @default true
              */
-            demographics_enabled: boolean;
+            demographics_enabled?: boolean;
             /** Name */
             name: string;
             /**
@@ -2466,13 +2466,13 @@ export interface components {
              * @description raw snapshots kept this long
              * @default 30
              */
-            raw_retention_days: number;
+            raw_retention_days?: number;
             /**
              * Replay Horizon Days
              * @description events older than this many days are refused (edge replay after an outage)
              * @default 30
              */
-            replay_horizon_days: number;
+            replay_horizon_days?: number;
             /**
              * Slug
              * @description lower-case, URL-safe
@@ -2516,27 +2516,27 @@ export interface components {
              * @description system admins only
              * @default null
              */
-            active: boolean | null;
+            active?: boolean | null;
             /**
              * Demographics Enabled
              * @default null
              */
-            demographics_enabled: boolean | null;
+            demographics_enabled?: boolean | null;
             /**
              * Name
              * @default null
              */
-            name: string | null;
+            name?: string | null;
             /**
              * Raw Retention Days
              * @default null
              */
-            raw_retention_days: number | null;
+            raw_retention_days?: number | null;
             /**
              * Replay Horizon Days
              * @default null
              */
-            replay_horizon_days: number | null;
+            replay_horizon_days?: number | null;
         };
         /**
          * TokenRequest
@@ -2557,7 +2557,7 @@ export interface components {
              * @description single use; rotated on refresh
              * @default null
              */
-            refresh_token: string | null;
+            refresh_token?: string | null;
             role: components["schemas"]["Role"];
             /** Tenant Id */
             tenant_id: string | null;
@@ -2566,7 +2566,7 @@ export interface components {
              * @default Bearer
              * @constant
              */
-            token_type: "Bearer";
+            token_type?: "Bearer";
         };
         /** Totals */
         Totals: {
@@ -2590,7 +2590,7 @@ export interface components {
              * Display Name
              * @default
              */
-            display_name: string;
+            display_name?: string;
             /**
              * Email
              * Format: email
@@ -2643,27 +2643,27 @@ export interface components {
              * Disabled
              * @default null
              */
-            disabled: boolean | null;
+            disabled?: boolean | null;
             /**
              * Display Name
              * @default null
              */
-            display_name: string | null;
+            display_name?: string | null;
             /**
              * Password
              * @default null
              */
-            password: string | null;
+            password?: string | null;
             /**
              * Role
              * @default null
              */
-            role: ("tenant_admin" | "site_manager" | "worker") | null;
+            role?: ("tenant_admin" | "site_manager" | "worker") | null;
             /**
              * Site Ids
              * @default null
              */
-            site_ids: string[] | null;
+            site_ids?: string[] | null;
         };
         /** VisitOut */
         VisitOut: {

@@ -1,4 +1,4 @@
-import { comparisonPeriod, delta, presetPeriod } from "./periods";
+import { alignComparison, comparisonPeriod, delta, presetPeriod } from "./periods";
 
 const wednesday = new Date(2026, 10, 25); // 2026-11-25
 
@@ -27,5 +27,19 @@ describe("date presets", () => {
     expect(delta(12, 10)).toBeCloseTo(0.2);
     expect(delta(5, 0)).toBeNull();
     expect(delta(null, 3)).toBeNull();
+  });
+});
+
+describe("alignComparison", () => {
+  it("pairs buckets by offset from each period's start, not by list position", () => {
+    const period = { start: "2026-11-24", end: "2026-11-30" };
+    const previous = { start: "2026-11-17", end: "2026-11-23" };
+    expect(alignComparison(["2026-11-28T00:00:00", "2026-11-30T00:00:00"], period, previous, "day")).toEqual(["2026-11-21T00:00:00", "2026-11-23T00:00:00"]);
+    expect(alignComparison(["2026-11-25T13:00:00"], period, previous, "hour")).toEqual(["2026-11-18T13:00:00"]);
+  });
+  it("moves month buckets by calendar months", () => {
+    const period = { start: "2026-01-01", end: "2026-03-31" };
+    const previous = { start: "2025-10-01", end: "2025-12-31" };
+    expect(alignComparison(["2026-01-01T00:00:00", "2026-03-01T00:00:00"], period, previous, "month")).toEqual(["2025-10-01T00:00:00", "2025-12-01T00:00:00"]);
   });
 });

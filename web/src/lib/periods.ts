@@ -86,3 +86,25 @@ export function delta(current: number | null | undefined, previous: number | nul
   if (current == null || previous == null || previous === 0) return null;
   return (current - previous) / previous;
 }
+
+/** The comparison period's bucket for each bucket shown: the same offset from each period's
+ * start (days for hour/day/week buckets, calendar months for month buckets), not the same list
+ * position (empty buckets are not sent, so positions differ). Keys are the API's local starts. */
+export function alignComparison(
+  starts: string[],
+  period: Period,
+  previous: Period,
+  granularity: "hour" | "day" | "week" | "month",
+): string[] {
+  const day = (s: string) => Date.UTC(Number(s.slice(0, 4)), Number(s.slice(5, 7)) - 1, Number(s.slice(8, 10)));
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const months = (s: string) => Number(s.slice(0, 4)) * 12 + Number(s.slice(5, 7)) - 1;
+  return starts.map((start) => {
+    const rest = start.slice(10);
+    if (granularity === "month") {
+      const m = months(start) - months(period.start) + months(previous.start);
+      return `${Math.floor(m / 12)}-${String((m % 12) + 1).padStart(2, "0")}-01${rest}`;
+    }
+    return `${iso(day(start) - day(period.start) + day(previous.start))}${rest}`;
+  });
+}

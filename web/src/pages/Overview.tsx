@@ -4,7 +4,9 @@ import { useMemo, useState } from "react";
 
 import { api, problemText } from "../api/client";
 import type { components } from "../api/schema";
-import { currentSession } from "../auth/session";
+import { Link } from "react-router-dom";
+
+import { useTenant } from "../lib/tenant";
 import { t } from "../i18n";
 import { comparisonPeriod, delta, iso, presetPeriod, type Period, type Preset } from "../lib/periods";
 
@@ -41,7 +43,7 @@ function minutes(seconds: number): string {
 }
 
 export default function Overview() {
-  const tenant = currentSession()?.tenantId ?? "";
+  const tenant = useTenant() ?? "";
   const [preset, setPreset] = useState<Preset>("last7");
   const [custom, setCustom] = useState<Period | null>(null);
   const [site, setSite] = useState<string | undefined>();
@@ -72,7 +74,6 @@ export default function Overview() {
     })),
   });
 
-  if (!tenant) return <Alert type="info" message="Choose a tenant (system administrators) to see its figures." />;
   const totals: Totals | undefined = now.data?.totals;
   const base: Totals | undefined = before.data?.totals;
   const fresh = now.data?.freshness;
@@ -123,7 +124,7 @@ export default function Overview() {
         pagination={false}
         dataSource={league.flatMap((q) => (q.data ? [q.data] : [])).sort((a, b) => b.totals.visits - a.totals.visits)}
         columns={[
-          { title: t("overview.league"), render: (_, row) => row.site.name },
+          { title: t("overview.league"), render: (_, row) => <Link to={`/reports?site=${row.site.id}`}>{row.site.name}</Link> },
           { title: t("overview.visits"), render: (_, row) => row.totals.visits },
           { title: t("overview.unique"), render: (_, row) => row.totals.unique_visitors ?? "—" },
           { title: t("overview.new"), render: (_, row) => row.totals.new_visits },
