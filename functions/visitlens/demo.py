@@ -99,7 +99,7 @@ def run_demo(settings: Settings) -> int:
 def _console(settings: Settings, base: str, world: dict[str, Any]) -> None:
     """The web console on the same gateway: the demo tenant's own admin signs in to it (a system
     admin would first choose a tenant); the password goes to a 0600 file, never to the screen."""
-    _say("6. web console")
+    _say("8. web console")
     index = httpx.get(base + "/", timeout=10)
     if index.status_code != 200 or '<div id="root">' not in index.text:
         _say("   not built here (`make web` builds it; `make demo` does so first)")

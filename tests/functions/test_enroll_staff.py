@@ -95,6 +95,14 @@ async def test_enrol_photos_gallery_versions_and_delete(
     second = await ok(await upload(staff_client, world, staff["id"], photo("Tony_Blair_0002.jpg"), world.manager_a), 201)  # fmt: skip
     assert first["is_primary"] and not second["is_primary"]
     assert len(first["landmarks"]) == 5 and first["quality"] > 0.5
+    # the console's gallery shows the photo itself, to the member's site manager
+    content = f"/v1/staff/{world.tenant_id}/{staff['id']}/images/{first['id']}/content"
+    shown = await staff_client.get(content, headers=world.auth(world.manager_a))
+    assert shown.status_code == 200 and shown.content == photo("Tony_Blair_0001.jpg")
+    assert shown.headers["content-type"] == "image/jpeg"
+    assert "private" in shown.headers["cache-control"]
+    not_hers = content.replace(first["id"], str(uuid.uuid4()))
+    assert (await staff_client.get(not_hers, headers=world.auth(world.admin))).status_code == 404
 
     response = await gallery(staff_client, world)
     body = await ok(response)
@@ -139,6 +147,7 @@ async def test_enrol_photos_gallery_versions_and_delete(
         )
     )
     assert [i["id"] for i in images["items"]] == [second["id"]] and images["items"][0]["is_primary"]
+    assert (await staff_client.get(content, headers=world.auth(world.admin))).status_code == 404
 
     # a deactivated member leaves the gallery
     await ok(

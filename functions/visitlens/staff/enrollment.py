@@ -464,6 +464,10 @@ class StaffEnrollment:
             raise PayloadTooLarge(f"object exceeds the {self._max_upload}-byte limit")
         return data
 
+    async def photo(self, key: str) -> bytes:
+        """A stored staff photo (the console's gallery); 404 if it is gone."""
+        return await self._get(key)
+
     async def _remove(self, key: str) -> None:
         try:
             await asyncio.to_thread(self._s3.remove_object, self._bucket, key)

@@ -25,7 +25,7 @@ from visitlens.auth.principal import Principal, Role
 from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
-from visitlens.errors import Forbidden, InvalidInput
+from visitlens.errors import Forbidden, InvalidInput, NotFound
 from visitlens.http.body import read_upload
 from visitlens.http.pagination import Page, PageQuery
 from visitlens.http.router import Ctx, Route
@@ -191,6 +191,34 @@ async def list_images(ctx: Ctx[StaffServices]) -> Page[StaffImageOut]:
     return Page[StaffImageOut](items=[_image_out(r) for r in rows], next_cursor=None)
 
 
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
+
+
+async def image_content(ctx: Ctx[StaffServices]) -> Response:
+    """The photo itself, for the console's gallery (private cache, never sniffed as a document)."""
+    tenant_id: UUID = ctx.params["tenant_id"]
+    staff_id: UUID = ctx.params["staff_id"]
+    async with ctx.services.db.transaction(ctx.principal.db_scope(tenant_id)) as conn:
+        await _scoped_staff(conn, ctx.principal, staff_id)
+        key = await conn.fetchval(
+            "SELECT object_key FROM staff_face_images WHERE id = $1 AND staff_id = $2",
+            ctx.params["image_id"], staff_id,
+        )  # fmt: skip
+    if key is None:
+        raise NotFound("no such photo of this staff member")
+    data = await ctx.services.enrollment.photo(key)
+    return Response(
+        data,
+        media_type=_image_type(data),
+        headers={"cache-control": "private, max-age=300", "x-content-type-options": "nosniff"},
+    )
+
+
 async def upload_image(ctx: Ctx[StaffServices]) -> StaffImageOut:
     """Multipart: ``image`` (JPEG/PNG/WebP), optional ``primary`` = true."""
     tenant_id: UUID = ctx.params["tenant_id"]
@@ -322,6 +350,8 @@ ROUTES = [
     Route.build("POST", f"{S}/images", upload_image, tag="staff", roles=(ADMIN, MANAGER),
                 summary="Enrol a photo (multipart 'image'; exactly one usable face)",
                 response=StaffImageOut, status=201),
+    Route.build("GET", f"{S}/images/{{image_id:uuid}}/content", image_content, tag="staff",
+                roles=(ADMIN, MANAGER), summary="The photo itself (image/jpeg, png or webp)"),
     Route.build("DELETE", f"{S}/images/{{image_id:uuid}}", delete_image, tag="staff",
                 roles=(ADMIN, MANAGER), summary="Delete a photo and its vector", status=204),
     Route.build("POST", f"{S}/images/{{image_id:uuid}}/primary", make_primary, tag="staff",

@@ -6,6 +6,7 @@ import { api } from "../api/client";
 import { unwrap } from "../api/result";
 import type { components } from "../api/schema";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Snapshot } from "../components/Snapshot";
 import { GOOD, INFO } from "../components/tags";
 import { t } from "../i18n";
 import { siteName, useSites, when } from "../lib/hooks";
@@ -152,7 +153,7 @@ function Photos({ tenant, member }: { tenant: string; member: Staff }) {
         pagination={false}
         dataSource={images.data ?? []}
         columns={[
-          { title: t("staff.photo"), render: (_, i) => i.id.slice(0, 8) },
+          { title: t("staff.photo"), render: (_, i) => <Snapshot tenant={tenant} source={{ staff: member.id, image: i.id }} size={56} /> },
           { title: t("staff.quality"), render: (_, i) => (i.quality == null ? "—" : i.quality.toFixed(2)) },
           { title: t("staff.added"), render: (_, i) => when(i.created_at) },
           {
