@@ -35,7 +35,7 @@ lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests; im
 typecheck: lint
 
 GST_PACKAGES := python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-TEST_PACKAGES := redis-server
+TEST_PACKAGES := redis-server prometheus
 BROWSER_PACKAGES := chromium
 system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (shared rate limits), Chromium (console)
 	@if [ -x /usr/bin/chromium ]; then :; \
@@ -44,12 +44,12 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 	  apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; }; \
 	else echo "warning: install $(BROWSER_PACKAGES) (Debian) for the console's browser tests"; fi
-	@if command -v redis-server >/dev/null; then :; \
+	@if command -v redis-server >/dev/null && command -v promtool >/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing $(TEST_PACKAGES)"; \
 	  apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; }; \
-	else echo "warning: install $(TEST_PACKAGES) (Debian) for the shared rate-limit test"; fi
+	else echo "warning: install $(TEST_PACKAGES) (Debian) for the shared rate-limit test and the alert rules"; fi
 	@if /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing $(GST_PACKAGES)"; \

@@ -136,6 +136,11 @@ class _Collector(Collector):
             yield GaugeMetricFamily(
                 f"visitlens_edge_queue_{key}", help_, value=float(queue.get(key) or 0)
             )
+        yield GaugeMetricFamily(
+            "visitlens_edge_queue_oldest_age_seconds",
+            "age of the oldest event waiting on disk",
+            value=float(queue.get("oldest_age_s") or 0),
+        )
         for key, help_ in (
             ("delivered", "events the server accepted"),
             ("retries", "failed delivery attempts"),

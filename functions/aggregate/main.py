@@ -19,6 +19,14 @@ from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
+from visitlens.metrics import (
+    AGGREGATION_LAG,
+    AGGREGATION_OLDEST_PENDING,
+    AGGREGATION_PENDING,
+    note_route,
+    observed,
+    serve,
+)
 from visitlens.reports.aggregate import (
     ROUTES,
     AggregateServices,
@@ -29,6 +37,7 @@ from visitlens.runtime.gateway import PING_TYPE
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 deliveries = EventTokenVerifier(settings.events, function_audience("aggregate"))
 
 
@@ -66,7 +75,23 @@ async def _event(request: Request) -> Response:
         return rejection(TransientError(f"statistics busy ({error.message}); retry"), event)
     except VisitlensError as error:
         return rejection(error, event)
+    await _record_lag(s)
     return JSONResponse(result)
+
+
+async def _record_lag(s: AggregateServices) -> None:
+    """The platform's statistics lag, after each run (a failed read only skips the gauges)."""
+    try:
+        fresh = await s.aggregator.platform_freshness()
+    except VisitlensError:
+        return
+    now = datetime.now(UTC)
+    AGGREGATION_PENDING.set(fresh["pending_hours"])
+    oldest = fresh["oldest_pending"]
+    AGGREGATION_OLDEST_PENDING.set((now - oldest).total_seconds() if oldest else 0)
+    newest = fresh["newest_aggregated_visit_at"]
+    if newest is not None:
+        AGGREGATION_LAG.set((now - newest).total_seconds())
 
 
 def _tick_time(event: CloudEvent) -> datetime:
@@ -78,7 +103,9 @@ def _tick_time(event: CloudEvent) -> datetime:
 
 
 @functions_framework.aio.http
+@observed("aggregate")
 async def aggregate(request: Request) -> Response:
     if is_delivery(request):
+        note_route(request, "/ (events)")
         return await _event(request)
     return await router.dispatch(request)

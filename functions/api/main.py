@@ -13,9 +13,11 @@ from visitlens.config import load_settings
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
+from visitlens.metrics import observed, serve
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 services = lazy_api_services(settings)
 
 
@@ -29,5 +31,6 @@ router: Router[ApiServices] = Router(
 
 
 @functions_framework.aio.http
+@observed("api")
 async def api(request: Request) -> Response:
     return await router.dispatch(request)

@@ -17,12 +17,14 @@ from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
+from visitlens.metrics import note_route, observed, serve
 from visitlens.runtime.gateway import MINIO_TYPE_PREFIX
 from visitlens.staff.enrollment import parse_drop_key
 from visitlens.staff.routes import ROUTES, StaffServices, lazy_staff_services
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 deliveries = EventTokenVerifier(settings.events, function_audience("enroll-staff"))
 logger = logging.getLogger("visitlens.enroll_staff")
 services = lazy_staff_services(settings)
@@ -63,7 +65,9 @@ async def _bucket_event(request: Request) -> Response:
 
 
 @functions_framework.aio.http
+@observed("enroll-staff")
 async def enroll_staff(request: Request) -> Response:
     if is_delivery(request):
+        note_route(request, "/ (bucket events)")
         return await _bucket_event(request)
     return await router.dispatch(request)

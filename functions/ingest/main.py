@@ -36,9 +36,11 @@ from visitlens.http.problems import problem_document
 from visitlens.identity.ingest import EventKey, IngestResult, Submission, Track
 from visitlens.identity.services import lazy_ingest_services, visit_recorded
 from visitlens.logs import configure
+from visitlens.metrics import MATCH_DECISIONS, note_route, observed, serve
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 services = lazy_ingest_services(settings)
 deliveries = EventTokenVerifier(settings.events, function_audience("ingest"))
 EVENT_LIMIT = 256 * 1024  # ten 1024-D shots with landmarks fit comfortably
@@ -49,9 +51,11 @@ DIRECT_PREFIX = "/v1/events"
 
 
 @functions_framework.aio.http
+@observed("ingest")
 async def ingest(request: Request) -> Response:
     event = None
     direct = request.url.path.startswith(DIRECT_PREFIX)
+    note_route(request, DIRECT_PREFIX if direct else "/ (broker)")
     try:
         if direct and is_batch(request):
             return await _batch(request)
@@ -65,6 +69,7 @@ async def ingest(request: Request) -> Response:
         result = await s.ingest.ingest(principal, submission.key, submission.track)
     except VisitlensError as error:
         return rejection(error, event)
+    MATCH_DECISIONS.labels(result.outcome.value).inc()
     if result.visit is None:  # a staff sighting: no visit to announce, but who and how close
         return JSONResponse(_summary(result))
     attributes, recorded = visit_recorded(submission.track, result)
@@ -108,6 +113,7 @@ async def _batch(request: Request) -> Response:
         if isinstance(outcome, VisitlensError):
             results[n] = _refused(outcome, event)
             continue
+        MATCH_DECISIONS.labels(outcome.outcome.value).inc()
         results[n] = {"id": event["id"], "source": event["source"], "status": 200,
                       **_summary(outcome)}  # fmt: skip
         if outcome.visit is not None:

@@ -12,9 +12,11 @@ from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.identity.match_routes import ROUTES, MatchServices, lazy_match_services
 from visitlens.logs import configure
+from visitlens.metrics import observed, serve
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 
 
 def _authenticator(s: MatchServices) -> AuthService:
@@ -31,5 +33,6 @@ router: Router[MatchServices] = Router(
 
 
 @functions_framework.aio.http
+@observed("match")
 async def match(request: Request) -> Response:
     return await router.dispatch(request)

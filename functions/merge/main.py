@@ -10,10 +10,12 @@ from visitlens.config import load_settings
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
+from visitlens.metrics import observed, serve
 from visitlens.persons.routes import MERGE_ROUTES, PersonServices, lazy_person_services
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
 router: Router[PersonServices] = Router(
     MERGE_ROUTES,
     lazy_person_services(settings),
@@ -24,5 +26,6 @@ router: Router[PersonServices] = Router(
 
 
 @functions_framework.aio.http
+@observed("merge")
 async def merge(request: Request) -> Response:
     return await router.dispatch(request)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+from uuid import UUID
+
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,12 +16,24 @@ from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http.cloudevents import read_event, rejection
 from visitlens.logs import configure
+from visitlens.metrics import (
+    AUDIT_CHAIN_PROBLEMS,
+    PURGE_LAST_SUCCESS,
+    PURGE_SURVIVORS,
+    PURGED,
+    observed,
+    serve,
+)
 from visitlens.retention.purge import Purger
 from visitlens.runtime.gateway import PING_TYPE
 from visitlens.runtime.lazy import Lazy
+from visitlens.tenancy.audit_chain import verify_chain
+from visitlens.tenancy.scope import DbScope
 
 settings = load_settings()
 configure(settings.log_level)
+serve(settings.metrics)
+logger = logging.getLogger(__name__)
 deliveries = EventTokenVerifier(settings.events, function_audience("purge"))
 
 
@@ -33,6 +49,7 @@ purger = Lazy(_build)
 
 
 @functions_framework.aio.http
+@observed("purge")
 async def purge(request: Request) -> Response:
     event = None
     try:
@@ -43,4 +60,23 @@ async def purge(request: Request) -> Response:
         results = await (await purger()).run()
     except VisitlensError as error:
         return rejection(error, event)
+    PURGED.labels("objects").inc(sum(r["objects_deleted"] for r in results))
+    PURGED.labels("pointers").inc(sum(r["pointers_cleared"] for r in results))
+    PURGE_SURVIVORS.set(sum(r["survivors_remaining"] for r in results))
+    PURGE_LAST_SUCCESS.set_to_current_time()
+    AUDIT_CHAIN_PROBLEMS.set(await _chain_problems(await purger(), results))
     return JSONResponse({"tenants": results})
+
+
+async def _chain_problems(p: Purger, results: list[dict[str, Any]]) -> int:
+    """The nightly run also verifies each tenant's audit chain (the run just appended to it):
+    edited, deleted or reordered rows raise `visitlens_audit_chain_problems` and its alert."""
+    problems = 0
+    for result in results:
+        tenant = UUID(result["tenant_id"])
+        async with p.db.transaction(DbScope(tenant)) as conn:
+            report = await verify_chain(conn, tenant)
+        if report.problems:
+            logger.error("audit chain of tenant %s: %s", tenant, "; ".join(report.problems))
+        problems += len(report.problems)
+    return problems

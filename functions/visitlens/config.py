@@ -355,6 +355,15 @@ class HttpSettings(BaseModel):
         return value
 
 
+class MetricsSettings(BaseModel):
+    port: int = Field(
+        default=0, ge=0, le=65_535, description="Prometheus /metrics port of a function; 0: off"
+    )
+    host: str = Field(
+        default="127.0.0.1", description="its address (0.0.0.0 in a pod, guarded by policy)"
+    )
+
+
 class Settings(BaseSettings):
     """One settings object per process, validated at start."""
 
@@ -377,6 +386,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     events: EventAuthSettings = Field(default_factory=EventAuthSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Self:

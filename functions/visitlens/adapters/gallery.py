@@ -25,6 +25,7 @@ from visitlens.auth.principal import Principal
 from visitlens.config import MilvusSettings, Settings
 from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
 from visitlens.identity.decisions import Candidate, PersonKind
+from visitlens.metrics import GALLERY_SEARCH
 from visitlens.vision.types import Floats
 
 logger = logging.getLogger(__name__)
@@ -363,6 +364,13 @@ class Gallery:
             start += n
 
     async def _milvus_search(self, vectors: Floats, top_k: int, expression: str) -> list[list[Hit]]:
+        """One Milvus call, timed (``visitlens_gallery_search_seconds``)."""
+        with GALLERY_SEARCH.time():
+            return await self._milvus_search_call(vectors, top_k, expression)
+
+    async def _milvus_search_call(
+        self, vectors: Floats, top_k: int, expression: str
+    ) -> list[list[Hit]]:
         client = await self.client()
         try:
             results = await client.search(

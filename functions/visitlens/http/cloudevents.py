@@ -25,9 +25,11 @@ from tenacity import (
 
 from visitlens.adapters.event_tokens import read_token_file
 from visitlens.config import EventAuthSettings
+from visitlens.contracts import EventType
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
+from visitlens.metrics import EVENTS_REJECTED
 
 logger = logging.getLogger(__name__)
 
@@ -181,10 +183,15 @@ def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:
     return problem_response(error)
 
 
+KNOWN_TYPES = frozenset({*(t.value for t in EventType), "dev.knative.sources.ping"})
+"""Event types that name a metric's label; anything else a sender invents is `other`."""
+
+
 def log_rejection(error: VisitlensError, event: CloudEvent | None) -> None:
     """The logged reason an event was refused (one event of a batch has no response of its own)."""
     event_id = event["id"] if event is not None else "-"
     event_type = event["type"] if event is not None else "-"
+    EVENTS_REJECTED.labels(event_type if event_type in KNOWN_TYPES else "other", error.code).inc()
     level = logging.WARNING if error.status < 500 else logging.ERROR
     logger.log(
         level, "rejected event id=%s type=%s: %d %s (%s)",

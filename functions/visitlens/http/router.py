@@ -26,6 +26,7 @@ from visitlens.errors import (
 )
 from visitlens.http.body import parse_json_body, parse_query
 from visitlens.http.problems import problem_response
+from visitlens.metrics import ROUTE_KEY
 
 if TYPE_CHECKING:
     from visitlens.http.ratelimit import RateLimiter
@@ -124,6 +125,7 @@ class Router(Generic[S]):
     async def dispatch(self, request: Request) -> Response:
         try:
             route, params = self.match(request.method, request.url.path)
+            request.scope[ROUTE_KEY] = route.path
             services = await self._services()
             principal = None
             if not route.public:

@@ -26,7 +26,7 @@ from visitlens.config import Settings
 from visitlens.contracts import VisitRecordedV1
 from visitlens.errors import InvalidInput
 from visitlens.http.router import Ctx, Route
-from visitlens.reports.stats import drain_dirty, refresh_uniques, rematerialise
+from visitlens.reports.stats import drain_dirty, freshness, refresh_uniques, rematerialise
 from visitlens.runtime.lazy import Lazy
 from visitlens.tenancy.scope import DbScope
 
@@ -68,6 +68,13 @@ class Aggregator:
                 conn, start, start + timedelta(microseconds=1), [event.site_id]
             )
         return {**own, "dirty_hours": drained["hours"]}
+
+    async def platform_freshness(self) -> dict[str, Any]:
+        """Every tenant's: hours still pending, since when, and the newest aggregated change."""
+        async with self.db.transaction(DbScope(None, system_admin=True)) as conn:
+            fresh = await freshness(conn)
+            fresh["oldest_pending"] = await conn.fetchval("SELECT min(marked_at) FROM stats_dirty")
+        return fresh
 
     async def drain(self) -> dict[str, int]:
         """Every tenant's marked hours (the minutely tick): nothing waits for a manual call."""

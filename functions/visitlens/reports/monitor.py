@@ -25,6 +25,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from visitlens.api.services import ApiServices
 from visitlens.errors import InvalidInput
 from visitlens.http.router import Ctx
+from visitlens.metrics import MONITOR_BACKLOG, MONITOR_STREAMS
 
 logger = logging.getLogger(__name__)
 CHANNEL = "visitlens_visits"
@@ -158,6 +159,8 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         wake = await feed.subscribe(tenant_id)
+        MONITOR_STREAMS.inc()
+        backlog = 0  # rows read and not yet sent (a slow client holds them): the queue depth
         try:
             async with db.transaction(scope) as conn:
                 now = await conn.fetchval("SELECT clock_timestamp()")
@@ -170,7 +173,11 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                 page_after = (cursor - OVERLAP, NIL)
                 while True:  # every page of the overlap window and beyond, then wait
                     rows = await changes(page_after)
+                    MONITOR_BACKLOG.inc(len(rows))
+                    backlog += len(rows)
                     for row in rows:
+                        MONITOR_BACKLOG.dec()
+                        backlog -= 1
                         key = (row["id"], row["updated_at"])
                         if key in sent or (floor is not None and row["updated_at"] <= floor):
                             continue
@@ -201,5 +208,7 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                     pass
         finally:
             feed.unsubscribe(tenant_id, wake)
+            MONITOR_STREAMS.dec()
+            MONITOR_BACKLOG.dec(backlog)
 
     return EventSourceResponse(stream(), ping=15, headers={"cache-control": "no-store"})
