@@ -11,6 +11,7 @@ from uuid import UUID
 import cv2
 
 from visitlens.contracts import MODELS, EventType
+from visitlens.logs import new_traceparent
 from visitlens.vision.demographics import vote
 from visitlens_edge.tracking import Finished
 
@@ -88,6 +89,9 @@ def face_detected(
         "datacontenttype": "application/json",
         "dataschema": kind.dataschema,
         "subject": track_id,
+        # W3C Distributed Tracing extension: the pass keeps this trace id through ingest, the
+        # visit.recorded event and aggregate (`trace=` in every log line on the way)
+        "traceparent": new_traceparent(),
     }
     return attributes, data
 

@@ -36,7 +36,7 @@ from visitlens.reports.aggregate import (
 from visitlens.runtime.gateway import PING_TYPE
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 deliveries = EventTokenVerifier(settings.events, function_audience("aggregate"))
 

@@ -16,7 +16,7 @@ from visitlens.logs import configure
 from visitlens.metrics import observed, serve
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 services = lazy_api_services(settings)
 

@@ -23,7 +23,7 @@ from visitlens.staff.enrollment import parse_drop_key
 from visitlens.staff.routes import ROUTES, StaffServices, lazy_staff_services
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 deliveries = EventTokenVerifier(settings.events, function_audience("enroll-staff"))
 logger = logging.getLogger("visitlens.enroll_staff")

@@ -14,7 +14,7 @@ from visitlens.metrics import observed, serve
 from visitlens.persons.routes import ERASE_ROUTES, PersonServices, lazy_person_services
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 router: Router[PersonServices] = Router(
     ERASE_ROUTES,

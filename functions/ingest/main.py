@@ -39,7 +39,7 @@ from visitlens.logs import configure
 from visitlens.metrics import MATCH_DECISIONS, note_route, observed, serve
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 services = lazy_ingest_services(settings)
 deliveries = EventTokenVerifier(settings.events, function_audience("ingest"))

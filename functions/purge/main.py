@@ -31,7 +31,7 @@ from visitlens.tenancy.audit_chain import verify_chain
 from visitlens.tenancy.scope import DbScope
 
 settings = load_settings()
-configure(settings.log_level)
+configure(settings.log_level, settings.log_format)
 serve(settings.metrics)
 logger = logging.getLogger(__name__)
 deliveries = EventTokenVerifier(settings.events, function_audience("purge"))

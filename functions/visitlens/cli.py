@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"invalid configuration:\n{exc}\n")
         return 2
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     try:
         code: int = args.func(args, settings)
     except VisitlensError as exc:

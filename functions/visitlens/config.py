@@ -377,6 +377,8 @@ class Settings(BaseSettings):
     env: Environment = Field(default=Environment.DEV)
     data_dir: Path = Field(default=Path(".visitlens"), description="all embedded-stack state")
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object per line with the event and trace ids (a cluster's log pipeline)."""
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     s3: S3Settings = Field(default_factory=S3Settings)

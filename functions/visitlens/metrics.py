@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from visitlens.config import MetricsSettings
+from visitlens.logs import log_context, reset_log_context
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +89,18 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def observed(function: str) -> Callable[[Handler], Handler]:
-    """Count and time every request of a function's handler (status 500 when it raised)."""
+    """Count and time every request of a function's handler (status 500 when it raised), and set
+    the log context: the CloudEvent id and W3C trace of the request (a new trace without one)."""
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
             started = time.perf_counter()
+            reset_log_context()  # what this request handles: its event id and trace
+            headers = request.headers
+            log_context(
+                headers.get("ce-id"), headers.get("ce-traceparent") or headers.get("traceparent")
+            )
             status = 500
             try:
                 response = await handler(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -106,5 +107,14 @@ async def test_the_console_signs_in_and_shows_the_reports_numbers(
     log = Path(os.environ.get("VISITLENS_E2E_LOG", tmp_path / "playwright.log"))
     await asyncio.to_thread(log.write_text, run.stdout + run.stderr)
     assert run.returncode == 0, f"{log}: " + run.stdout[-6000:] + run.stderr[-3000:]
+    # the logs of this whole run (every function behind the gateway) hold no secret and no face
+    logged = await asyncio.to_thread(dev_server.log.read_bytes)
+    settings = dev_server.settings
+    for secret in (world.admin, world.manager_a, world.worker_a, world.worker_key, PASSWORD,
+                   settings.s3.secret_key.get_secret_value()):  # fmt: skip
+        assert secret.encode() not in logged
+    assert b"vlr_" not in logged and b"postgresql://" not in logged  # refresh tokens, DSNs
+    assert b"\xff\xd8\xff" not in logged  # no JPEG (a face crop) written to a log
+    assert not re.search(rb"-?\d\.\d{3,}(?:,\s*-?\d\.\d{3,}){31}", logged)  # no embedding
     expected = sum(f.read_text().count("\ntest(") for f in (WEB / "e2e").glob("*.spec.ts"))
     assert f"{expected} passed" in run.stdout, run.stdout[-3000:]  # none skipped, none flaky

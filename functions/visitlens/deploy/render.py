@@ -295,6 +295,7 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "visitlens-config", "namespace": NAMESPACE},
         "data": {"VISITLENS_ENV": "prod", "VISITLENS_LOG_LEVEL": "INFO",
+                 "VISITLENS_LOG_FORMAT": "json",
                  "VISITLENS_AUTH__KEYS_DIR": "/var/run/visitlens/keys",
                  "VISITLENS_MODELS__DIR": "/app/models",
                  "VISITLENS_METRICS__PORT": str(METRICS_PORT),
@@ -411,6 +412,7 @@ def openfaas_env() -> str:
     """Non-secret settings of every OpenFaaS function (secrets: `faas-cli secret create`)."""
     return HEADER + yaml.safe_dump(
         {"environment": {"VISITLENS_ENV": "prod", "VISITLENS_LOG_LEVEL": "INFO",
+                         "VISITLENS_LOG_FORMAT": "json",
                          "VISITLENS_MODELS__DIR": "/app/models",
                          "VISITLENS_METRICS__PORT": str(METRICS_PORT),
                          "VISITLENS_METRICS__HOST": POD_LISTEN,

@@ -29,6 +29,7 @@ from visitlens.contracts import EventType
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
+from visitlens.logs import child_traceparent, log_context
 from visitlens.metrics import EVENTS_REJECTED
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ async def read_event(request: Request, limit: int) -> CloudEvent:
         raise MalformedBody(f"not a CloudEvent: {exc}") from exc
     except RecursionError as exc:
         raise MalformedBody("not a CloudEvent: JSON nested too deeply") from exc
-    return check_attributes(event)
+    event = check_attributes(event)
+    log_context(str(event["id"]), _traceparent(event))
+    return event
 
 
 def is_batch(request: Request) -> bool:
@@ -130,8 +133,23 @@ def bearer(event: CloudEvent) -> str | None:
     return f"Bearer {token}" if token else None
 
 
+def _traceparent(event: CloudEvent) -> str | None:
+    value = event.get("traceparent")
+    return value if isinstance(value, str) else None
+
+
+def _traced(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The event continues the trace being handled (W3C Distributed Tracing extension)."""
+    child = child_traceparent()
+    return (
+        {**attributes, "traceparent": child}
+        if child and "traceparent" not in attributes
+        else attributes
+    )
+
+
 def reply(attributes: dict[str, Any], data: dict[str, Any]) -> Response:
-    headers, body = to_binary(CloudEvent(attributes, data))
+    headers, body = to_binary(CloudEvent(_traced(attributes), data))
     return Response(body, status_code=200, headers=headers)
 
 
@@ -155,7 +173,7 @@ async def publish_all(
     published = 0
     async with httpx.AsyncClient(timeout=5) as client:
         for attributes, data in events:
-            headers, body = to_binary(CloudEvent(attributes, data))
+            headers, body = to_binary(CloudEvent(_traced(attributes), data))
             if token:
                 headers["authorization"] = f"Bearer {token}"
             try:
