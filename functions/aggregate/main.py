@@ -3,6 +3,7 @@ an admin route (any range), all one idempotent re-materialisation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import functions_framework.aio
@@ -14,6 +15,7 @@ from visitlens.adapters.event_tokens import EventTokenVerifier, function_audienc
 from visitlens.config import load_settings
 from visitlens.contracts import EventType, VisitRecordedV1, parse_data
 from visitlens.errors import Conflict, InvalidInput, TransientError, VisitlensError
+from visitlens.http import health
 from visitlens.http.body import parse_data as parse_payload
 from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
@@ -102,9 +104,18 @@ def _tick_time(event: CloudEvent) -> datetime:
         return datetime.now(UTC)
 
 
+async def _checks() -> Mapping[str, health.Check]:
+    """The dependencies this function uses (GET /readyz)."""
+    s = await services()
+    return {"database": health.database(s.db)}
+
+
 @functions_framework.aio.http
 @observed("aggregate")
 async def aggregate(request: Request) -> Response:
+    if request.url.path == health.READY_PATH:
+        note_route(request, health.READY_PATH)
+        return await health.readiness(_checks)
     if is_delivery(request):
         note_route(request, "/ (events)")
         return await _event(request)

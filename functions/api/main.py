@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,10 +12,11 @@ from visitlens.api.routes import ROUTES
 from visitlens.api.services import ApiServices, lazy_api_services
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
+from visitlens.http import health
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
-from visitlens.metrics import observed, serve
+from visitlens.metrics import note_route, observed, serve
 
 settings = load_settings()
 configure(settings.log_level, settings.log_format)
@@ -30,7 +33,19 @@ router: Router[ApiServices] = Router(
 )
 
 
+async def _checks() -> Mapping[str, health.Check]:
+    """The dependencies this function uses (GET /readyz)."""
+    s = await services()
+    return {
+        "database": health.database(s.db),
+        "object_store": health.bucket(s.store, s.settings.s3.raw_bucket),
+    }
+
+
 @functions_framework.aio.http
 @observed("api")
 async def api(request: Request) -> Response:
+    if request.url.path == health.READY_PATH:
+        note_route(request, health.READY_PATH)
+        return await health.readiness(_checks)
     return await router.dispatch(request)

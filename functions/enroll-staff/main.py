@@ -4,6 +4,7 @@ one usable face each, embeddings into the tenant's gallery; per-site staff galle
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import functions_framework.aio
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from visitlens.adapters.event_tokens import EventTokenVerifier, function_audienc
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.http import health
 from visitlens.http.cloudevents import is_delivery, read_event, rejection
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
@@ -64,9 +66,22 @@ async def _bucket_event(request: Request) -> Response:
     return JSONResponse({"image_id": str(row["id"]), "staff_id": str(row["staff_id"])}, 201)
 
 
+async def _checks() -> Mapping[str, health.Check]:
+    """The dependencies this function uses (GET /readyz)."""
+    s = await services()
+    return {
+        "database": health.database(s.db),
+        "gallery": s.enrollment.gallery.ping,
+        "object_store": s.enrollment.ping_store,
+    }
+
+
 @functions_framework.aio.http
 @observed("enroll-staff")
 async def enroll_staff(request: Request) -> Response:
+    if request.url.path == health.READY_PATH:
+        note_route(request, health.READY_PATH)
+        return await health.readiness(_checks)
     if is_delivery(request):
         note_route(request, "/ (bucket events)")
         return await _bucket_event(request)

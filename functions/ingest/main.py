@@ -8,6 +8,7 @@ extension. Either way the worker's token decides which tenant, site and camera m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import functions_framework.aio
@@ -20,6 +21,7 @@ from visitlens.adapters.event_tokens import EventTokenVerifier, function_audienc
 from visitlens.config import load_settings
 from visitlens.contracts import FaceDetectedV1, FaceDetectedV2, parse_data
 from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.http import health
 from visitlens.http.cloudevents import (
     bearer,
     data_digest,
@@ -50,9 +52,18 @@ BATCH_LIMIT = 4 * 1024 * 1024
 DIRECT_PREFIX = "/v1/events"
 
 
+async def _checks() -> Mapping[str, health.Check]:
+    """The dependencies this function uses (GET /readyz)."""
+    s = await services()
+    return {"database": health.database(s.db), "gallery": s.gallery.ping}
+
+
 @functions_framework.aio.http
 @observed("ingest")
 async def ingest(request: Request) -> Response:
+    if request.url.path == health.READY_PATH:
+        note_route(request, health.READY_PATH)
+        return await health.readiness(_checks)
     event = None
     direct = request.url.path.startswith(DIRECT_PREFIX)
     note_route(request, DIRECT_PREFIX if direct else "/ (broker)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from visitlens.adapters.event_tokens import EventTokenVerifier, function_audienc
 from visitlens.adapters.postgres import Database
 from visitlens.config import load_settings
 from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.http import health
 from visitlens.http.cloudevents import read_event, rejection
 from visitlens.logs import configure
 from visitlens.metrics import (
@@ -21,6 +23,7 @@ from visitlens.metrics import (
     PURGE_LAST_SUCCESS,
     PURGE_SURVIVORS,
     PURGED,
+    note_route,
     observed,
     serve,
 )
@@ -48,9 +51,21 @@ def _build() -> Purger:
 purger = Lazy(_build)
 
 
+async def _checks() -> Mapping[str, health.Check]:
+    """The dependencies this function uses (GET /readyz)."""
+    s = await purger()
+    return {
+        "database": health.database(s.db),
+        "object_store": health.bucket(s.s3, s.s3_settings.raw_bucket),
+    }
+
+
 @functions_framework.aio.http
 @observed("purge")
 async def purge(request: Request) -> Response:
+    if request.url.path == health.READY_PATH:
+        note_route(request, health.READY_PATH)
+        return await health.readiness(_checks)
     event = None
     try:
         deliveries.verify(request.headers.get("authorization"))

@@ -120,6 +120,12 @@ class Gallery:
         model_id, dim = embedding_space(settings)
         return cls(milvus_uri(settings), settings.milvus, model_id, dim)
 
+    async def ping(self) -> None:
+        """Milvus answers and the collection is there (a readiness check)."""
+        client = await self.client()
+        if not await client.has_collection(self.collection):
+            raise TransientError(f"collection {self.collection} is missing")
+
     async def client(self) -> AsyncMilvusClient:
         if self._client is None:
             async with self._lock:

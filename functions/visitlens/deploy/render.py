@@ -74,7 +74,14 @@ def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
             {"configMapRef": {"name": "visitlens-config"}},
             {"secretRef": {"name": "visitlens-secrets"}},
         ],
-        "readinessProbe": {"tcpSocket": {"port": PORT}},
+        # ready: the function's PostgreSQL, Milvus and object store answer (visitlens.http.health)
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": PORT},
+            "periodSeconds": 10,
+            "timeoutSeconds": 8,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 20},
         "resources": {
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"memory": "2Gi"},

@@ -464,6 +464,11 @@ class StaffEnrollment:
             raise PayloadTooLarge(f"object exceeds the {self._max_upload}-byte limit")
         return data
 
+    async def ping_store(self) -> None:
+        """The photo bucket is reachable (a readiness check)."""
+        if not await asyncio.to_thread(self._s3.bucket_exists, self._bucket):
+            raise TransientError(f"bucket {self._bucket} is missing")
+
     async def photo(self, key: str) -> bytes:
         """A stored staff photo (the console's gallery); 404 if it is gone."""
         return await self._get(key)

@@ -1,0 +1,60 @@
+"""Readiness: ``GET /readyz`` on every function checks the dependencies that function really uses
+(PostgreSQL, Milvus, the object store), each with a short timeout, and answers 503 naming the ones
+that failed — by name and exception class only, never a message that could carry a DSN. Liveness
+(``/healthz`` of the api function, or the TCP port) says only that the process serves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from minio import Minio
+from starlette.responses import JSONResponse
+
+from visitlens.adapters.postgres import Database
+
+logger = logging.getLogger(__name__)
+READY_PATH = "/readyz"
+Check = Callable[[], Awaitable[None]]
+
+
+def database(db: Database) -> Check:
+    async def check() -> None:
+        await db.fetchval_unscoped("SELECT 1")
+
+    return check
+
+
+def bucket(store: Minio, name: str) -> Check:
+    async def check() -> None:
+        if not await asyncio.to_thread(store.bucket_exists, name):
+            raise LookupError(name)
+
+    return check
+
+
+async def readiness(
+    checks_of: Callable[[], Awaitable[Mapping[str, Check]]], timeout_s: float = 3.0
+) -> JSONResponse:
+    """``checks_of`` builds the function's clients first (a failure there is "not ready" too)."""
+    results: dict[str, str] = {}
+    try:
+        checks = await asyncio.wait_for(checks_of(), timeout_s * 3)
+    except Exception as exc:  # the clients could not even be built
+        checks = {}
+        results["services"] = f"failed ({type(exc).__name__})"
+        logger.warning("readiness: services failed (%s)", type(exc).__name__)
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), timeout_s)
+            results[name] = "ok"
+        except Exception as exc:  # any failure is "not ready"; the class says which kind
+            results[name] = f"failed ({type(exc).__name__})"
+            logger.warning("readiness: %s failed (%s)", name, type(exc).__name__)
+    ready = all(v == "ok" for v in results.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": results},
+        status_code=200 if ready else 503,
+        headers={"cache-control": "no-store"},
+    )
