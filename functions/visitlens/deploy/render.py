@@ -44,6 +44,7 @@ SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
 }
 
 
@@ -296,7 +297,12 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
     """Relative path → file text of the kustomize base."""
     files: dict[str, str] = {}
     files["namespace.yaml"] = _dump([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        # Pod Security "restricted" (Knative: enable `secure-pod-defaults` so its queue-proxy
+        # sidecar complies too)
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted"}}},
     ])  # fmt: skip
     files["config.yaml"] = _dump([{
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -332,6 +338,9 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
             # VISITLENS_EVENTS__MINIO_TOKEN: the webhook's auth_token, from the secret
             "envFrom": [{"secretRef": {"name": "visitlens-secrets"}}],
             "securityContext": SECURITY,
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": PORT}},
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
+                          "limits": {"memory": "256Mi"}},
             "volumeMounts": [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True}],
         }], "volumes": [_publisher_volume()]}}},
     }])  # fmt: skip
