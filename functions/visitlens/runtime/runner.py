@@ -43,6 +43,13 @@ def local_issuer(settings: Settings) -> EventTokenIssuer:
     return EventTokenIssuer((settings.data_dir / "event-issuer").resolve())
 
 
+def metrics_ports_of(settings: Settings, specs: list[FunctionSpec]) -> dict[str, int]:
+    """Where each local function serves /metrics (``metrics.port`` + its index; none if 0)."""
+    if not settings.metrics.port:
+        return {}
+    return {s.name: settings.metrics.port + i for i, s in enumerate(specs)}
+
+
 @contextmanager
 def running_functions(
     settings: Settings, specs: list[FunctionSpec] | None = None
@@ -53,6 +60,9 @@ def running_functions(
     host = settings.stack.host
     ports = {s.name: settings.stack.function_port_base + i for i, s in enumerate(specs)}
     require_free_ports(host, {f"function {name}": port for name, port in ports.items()})
+    metrics_ports = metrics_ports_of(settings, specs)
+    if metrics_ports:
+        require_free_ports(host, {f"metrics of {n}": p for n, p in metrics_ports.items()})
     env = {**function_env(settings), **issuer.environment()}
     # Like a Knative SinkBinding: where a function publishes events of its own (the Broker),
     # with a token for the Broker's audience (a projected service-account token in a cluster).
@@ -77,6 +87,8 @@ def running_functions(
             )
             token_file.chmod(0o600)
             function_env_ = {**env, "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE": str(token_file)}
+            if settings.metrics.port:  # each function its own metrics port: base + its index
+                function_env_["VISITLENS_METRICS__PORT"] = str(metrics_ports[spec.name])
             pids[spec.name] = spawn(
                 f"function {spec.name}", argv, logs / f"fn-{spec.name}.log", function_env_
             )
