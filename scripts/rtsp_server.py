@@ -32,11 +32,19 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(
-        f"( multifilesrc location={args.frames}/frame-%05d.jpg loop={'false' if args.once else 'true'} "
-        f'caps="image/jpeg,framerate={args.fps}/1" ! jpegparse ! identity sync=true '
-        "! rtpjpegpay name=pay0 pt=26 )"
+    source = (
+        f"multifilesrc location={args.frames}/frame-%05d.jpg loop={'false' if args.once else 'true'} "
+        f'caps="image/jpeg,framerate={args.fps}/1"'
     )
+    if args.once:
+        # played once, paced by the clock: decoded and re-timed, or every frame would go at once
+        pipeline = (
+            f"{source} ! jpegdec ! videorate ! video/x-raw,framerate={args.fps}/1 ! clocksync "
+            "! jpegenc quality=90 ! rtpjpegpay name=pay0 pt=26"
+        )
+    else:
+        pipeline = f"{source} ! jpegparse ! identity sync=true ! rtpjpegpay name=pay0 pt=26"
+    factory.set_launch(f"( {pipeline} )")
     factory.set_shared(True)
     server.get_mount_points().add_factory("/store", factory)
     if server.attach(None) == 0:

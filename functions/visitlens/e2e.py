@@ -30,7 +30,7 @@ import yaml
 from visitlens.adapters.model_prep import prepare
 from visitlens.adapters.onnx_models import load_models
 from visitlens.config import MetricsSettings, Settings
-from visitlens.demo import _walkthrough
+from visitlens.demo import ADMIN_EMAIL, _walkthrough
 from visitlens.edge_demo import packaged_faces
 from visitlens.errors import StackError
 from visitlens.runtime.runner import function_env, metrics_ports_of
@@ -71,7 +71,7 @@ def run_e2e(artifacts: Path) -> int:
             password = os.urandom(12).hex()
             import asyncio
 
-            asyncio.run(create_system_admin(settings, "e2e-root@example.com", password))
+            asyncio.run(create_system_admin(settings, ADMIN_EMAIL, password))
             world = _walkthrough(base, password)
             owner = _tenant_admin(base, world)
             _say("2. staff enrolled; the scripted clip on a synthetic RTSP camera")
@@ -91,7 +91,14 @@ def run_e2e(artifacts: Path) -> int:
             terminate("visitlens dev", dev)
             for log in (settings.data_dir / "logs").glob("*.log"):
                 shutil.copy(log, artifacts / "logs" / log.name)
-    summary["ok"] = summary.get("counted") == SCRIPTED and summary.get("console") == "shown"
+    decisions = summary.get("metrics", {})
+    summary["ok"] = (
+        summary.get("counted") == SCRIPTED
+        and summary.get("console") == "shown"
+        # the functions' own counters agree: one new and one returning customer decided
+        and decisions.get("new_customer", 0) >= 1
+        and decisions.get("returning_customer", 0) >= 1
+    )
     summary["seconds"] = round(time.monotonic() - started, 1)
     (artifacts / "summary.json").write_text(json.dumps(summary, indent=2))
     _say(f"e2e {'passed' if summary['ok'] else 'FAILED'} in {summary['seconds']} s; {artifacts}")
@@ -106,7 +113,13 @@ def _ok(url: str) -> bool:
 
 
 def _start_dev(settings: Settings, artifacts: Path) -> int:
-    env = {**function_env(settings), "VISITLENS_METRICS__PORT": str(settings.metrics.port)}
+    env = {
+        **function_env(settings),
+        "VISITLENS_STACK__GATEWAY_PORT": str(settings.stack.gateway_port),
+        "VISITLENS_STACK__FUNCTION_PORT_BASE": str(settings.stack.function_port_base),
+        "VISITLENS_MODELS__DIR": str(settings.models_dir.resolve()),
+        "VISITLENS_METRICS__PORT": str(settings.metrics.port),
+    }
     with (artifacts / "logs" / "dev.log").open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "visitlens.cli", "dev"], env=env, stdout=out,
@@ -245,8 +258,11 @@ def _scrape(settings: Settings, artifacts: Path) -> dict[str, float]:
     out = artifacts / "metrics"
     out.mkdir()
     decisions: dict[str, float] = {}
-    for name, port in metrics_ports_of(settings, discover()).items():
-        text = httpx.get(f"http://{settings.stack.host}:{port}/metrics", timeout=5).text
+    host = settings.stack.host
+    for index, (name, port) in enumerate(metrics_ports_of(settings, discover()).items()):
+        # a function serves /metrics once it has served a request (as a readiness probe does)
+        httpx.get(f"http://{host}:{settings.stack.function_port_base + index}/readyz", timeout=30)
+        text = httpx.get(f"http://{host}:{port}/metrics", timeout=5).text
         (out / f"{name}.txt").write_text(text)
         for line in text.splitlines():
             if line.startswith("visitlens_match_decisions_total{"):

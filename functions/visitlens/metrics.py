@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -95,6 +96,7 @@ def observed(function: str) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
+            _serve_here()
             started = time.perf_counter()
             reset_log_context()  # what this request handles: its event id and trace
             headers = request.headers
@@ -123,12 +125,36 @@ def note_route(request: Request, template: str) -> None:
 
 
 _serving: set[int] = set()
+_wanted: MetricsSettings | None = None
+_started_in: int | None = None
 
 
 def serve(settings: MetricsSettings) -> None:
-    """Start the exposition server once per process (a no-op when the port is 0)."""
+    """Serve /metrics from the process that handles the requests (a no-op when the port is 0).
+
+    functions-framework imports the function in gunicorn's arbiter and handles requests in a
+    forked worker, where a thread started at import does not exist and whose counters the arbiter
+    never sees: so the server starts in the serving process, on its first request (Knative's
+    readiness probe is one). One worker per pod (``WORKERS=1``, the default): pods scale."""
+    global _wanted
+    _wanted = settings
+
+
+def start(settings: MetricsSettings) -> None:
+    """Start the exposition server now, once per port in this process."""
     if settings.port == 0 or settings.port in _serving:
         return
     start_http_server(settings.port, addr=settings.host)
     _serving.add(settings.port)
     logger.info("metrics on %s:%d/metrics", settings.host, settings.port)
+
+
+def _serve_here() -> None:
+    global _started_in
+    if _wanted is None or _started_in == os.getpid():
+        return
+    _started_in = os.getpid()
+    try:
+        start(_wanted)
+    except OSError as exc:  # a second worker of one pod: the first one serves
+        logger.warning("metrics port %d not served here: %s", _wanted.port, exc)

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from tests.conftest import TenantWorld, function_clients
 from tests.functions.test_ingest import T0, person, send, track_event
 from visitlens.config import MetricsSettings
-from visitlens.metrics import serve
+from visitlens.metrics import start
 from visitlens.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ async def test_requests_events_and_decisions_are_counted_without_identifiers(
 
     # served on its own port; no tenant, person, token or path parameter in any label
     port = free_port()
-    serve(MetricsSettings(port=port))
+    start(MetricsSettings(port=port))
     async with httpx.AsyncClient() as scrape:
         text = (await scrape.get(f"http://127.0.0.1:{port}/metrics")).text
     assert "visitlens_http_requests_total{" in text and "visitlens_match_decisions_total{" in text
