@@ -94,6 +94,8 @@ def test_containers_are_locked_down(target: str) -> None:
                 assert container["resources"]["requests"], where
                 if doc["kind"] == "Service":  # long-running: probed
                     assert "readinessProbe" in container, where
+                # secrets as files, never as environment variables
+                assert not any("secretRef" in e for e in container.get("envFrom", [])), where
                 checked += 1
     assert checked >= 10
     namespace = next(d for d in docs if d["kind"] == "Namespace")

@@ -73,7 +73,6 @@ def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
         "ports": [{"containerPort": PORT}],
         "envFrom": [
             {"configMapRef": {"name": "visitlens-config"}},
-            {"secretRef": {"name": "visitlens-secrets"}},
         ],
         # ready: the function's PostgreSQL, Milvus and object store answer (visitlens.http.health)
         "readinessProbe": {
@@ -91,6 +90,9 @@ def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "keys", "mountPath": "/var/run/visitlens/keys", "readOnly": True},
             {"name": "event-issuer", "mountPath": ISSUER_DIR, "readOnly": True},
+            # secrets as files (VISITLENS_SECRETS_DIR), never environment variables
+            {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a pod emptyDir
         ]
         + (
             [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True}]
@@ -123,6 +125,7 @@ def knative_service(spec: FunctionSpec, image: str) -> dict[str, Any]:
                     "containers": [_container(spec, image)],
                     "volumes": [
                         {"name": "keys", "secret": {"secretName": "visitlens-jwt-keys"}},
+                        {"name": "secrets", "secret": {"secretName": "visitlens-secrets"}},
                         {"name": "event-issuer", "configMap": {"name": "visitlens-event-issuer"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
                     ]
@@ -143,6 +146,9 @@ def _subscriber(spec: FunctionSpec) -> dict[str, Any]:
 
 
 PUBLISH_TOKEN_DIR = "/var/run/visitlens/broker-token"  # noqa: S105 - a mount path
+SECRETS_DIR = "/var/run/visitlens/secrets"
+"""One file per setting group (visitlens_database, visitlens_s3, visitlens_milvus,
+visitlens_events), each a JSON object of that group's secret fields."""
 ISSUER_DIR = "/var/run/visitlens/event-issuer"
 
 
@@ -313,6 +319,7 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
                  "VISITLENS_MODELS__DIR": "/app/models",
                  "VISITLENS_METRICS__PORT": str(METRICS_PORT),
                  "VISITLENS_METRICS__HOST": POD_LISTEN,
+                 "VISITLENS_SECRETS_DIR": SECRETS_DIR,
                  # Sender identity of event deliveries (ADR 0010): the cluster's service-account
                  # issuer; its JWK Set (`kubectl get --raw /openid/v1/jwks`) is in a ConfigMap.
                  "VISITLENS_EVENTS__ISSUER": "https://kubernetes.default.svc.cluster.local",
@@ -334,15 +341,17 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
             "args": ["visitlens", "minio-bridge", "--port", str(PORT)],
             "ports": [{"containerPort": PORT}],
             "env": [{"name": "K_SINK", "value": f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/{BROKER}"},
-                    {"name": "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE", "value": f"{PUBLISH_TOKEN_DIR}/token"}],
-            # VISITLENS_EVENTS__MINIO_TOKEN: the webhook's auth_token, from the secret
-            "envFrom": [{"secretRef": {"name": "visitlens-secrets"}}],
+                    {"name": "VISITLENS_EVENTS__PUBLISH_TOKEN_FILE", "value": f"{PUBLISH_TOKEN_DIR}/token"},
+                    # the webhook's auth_token: visitlens_events {"minio_token": ...} in the files
+                    {"name": "VISITLENS_SECRETS_DIR", "value": SECRETS_DIR}],
             "securityContext": SECURITY,
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": PORT}},
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
                           "limits": {"memory": "256Mi"}},
-            "volumeMounts": [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True}],
-        }], "volumes": [_publisher_volume()]}}},
+            "volumeMounts": [{"name": "broker-token", "mountPath": PUBLISH_TOKEN_DIR, "readOnly": True},
+                             {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}],
+        }], "volumes": [_publisher_volume(),
+                        {"name": "secrets", "secret": {"secretName": "visitlens-secrets"}}]}}},
     }])  # fmt: skip
     resources = ["namespace.yaml", "config.yaml", "broker.yaml", "minio-bridge.yaml"]
     for spec in specs:
