@@ -45,4 +45,7 @@ async def erase(request: Request) -> Response:
     if request.url.path == health.READY_PATH:
         note_route(request, health.READY_PATH)
         return await health.readiness(_checks)
+    if request.url.path == health.LIVE_PATH:
+        note_route(request, health.LIVE_PATH)
+        return health.liveness()
     return await router.dispatch(request)

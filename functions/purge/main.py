@@ -66,6 +66,9 @@ async def purge(request: Request) -> Response:
     if request.url.path == health.READY_PATH:
         note_route(request, health.READY_PATH)
         return await health.readiness(_checks)
+    if request.url.path == health.LIVE_PATH:
+        note_route(request, health.LIVE_PATH)
+        return health.liveness()
     event = None
     try:
         deliveries.verify(request.headers.get("authorization"))

@@ -33,6 +33,8 @@ async def test_every_function_is_ready_on_the_stack(function_environment: None) 
             assert body["status"] == "ready"
             assert body["checks"] == dict.fromkeys(USES[name], "ok"), name
             assert response.headers["cache-control"] == "no-store"
+            live = await client.get("/healthz")  # liveness asks no dependency
+            assert live.status_code == 200 and live.json()["status"] == "ok", name
 
 
 async def test_a_failing_dependency_is_503_without_its_message() -> None:

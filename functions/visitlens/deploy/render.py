@@ -81,7 +81,7 @@ def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
             "timeoutSeconds": 8,
             "failureThreshold": 3,
         },
-        "livenessProbe": {"tcpSocket": {"port": PORT}, "periodSeconds": 20},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 20},
         "resources": {
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"memory": "2Gi"},

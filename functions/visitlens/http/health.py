@@ -1,7 +1,7 @@
 """Readiness: ``GET /readyz`` on every function checks the dependencies that function really uses
 (PostgreSQL, Milvus, the object store), each with a short timeout, and answers 503 naming the ones
 that failed — by name and exception class only, never a message that could carry a DSN. Liveness
-(``/healthz`` of the api function, or the TCP port) says only that the process serves."""
+(``GET /healthz``) says only that the process serves: a dependency's outage must not restart pods."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from visitlens.adapters.postgres import Database
 
 logger = logging.getLogger(__name__)
 READY_PATH = "/readyz"
+LIVE_PATH = "/healthz"
 Check = Callable[[], Awaitable[None]]
 
 
@@ -57,4 +58,13 @@ async def readiness(
         {"status": "ready" if ready else "not ready", "checks": results},
         status_code=200 if ready else 503,
         headers={"cache-control": "no-store"},
+    )
+
+
+def liveness() -> JSONResponse:
+    """The process serves (no dependency is asked: a database outage must not restart pods)."""
+    from visitlens import __version__
+
+    return JSONResponse(
+        {"status": "ok", "version": __version__}, headers={"cache-control": "no-store"}
     )
