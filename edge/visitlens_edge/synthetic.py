@@ -105,3 +105,21 @@ def render(
     finally:
         writer.release()
     return count
+
+
+def to_frames(clip: Path, folder: Path, quality: int = 92) -> int:
+    """A rendered clip as frame-00000.jpg … in ``folder`` (what an RTSP test camera plays)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(clip))
+    count = 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return count
+            cv2.imwrite(
+                str(folder / f"frame-{count:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality]
+            )
+            count += 1
+    finally:
+        capture.release()

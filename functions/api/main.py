@@ -16,7 +16,7 @@ from visitlens.http import health
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
-from visitlens.metrics import note_route, observed, serve
+from visitlens.metrics import observed, serve
 
 settings = load_settings()
 configure(settings.log_level, settings.log_format)
@@ -45,7 +45,6 @@ async def _checks() -> Mapping[str, health.Check]:
 @functions_framework.aio.http
 @observed("api")
 async def api(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
+    if (answer := await health.probe(request, _checks, live=False)) is not None:
+        return answer
     return await router.dispatch(request)

@@ -79,12 +79,8 @@ async def _checks() -> Mapping[str, health.Check]:
 @functions_framework.aio.http
 @observed("enroll-staff")
 async def enroll_staff(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
-    if request.url.path == health.LIVE_PATH:
-        note_route(request, health.LIVE_PATH)
-        return health.liveness()
+    if (answer := await health.probe(request, _checks)) is not None:
+        return answer
     if is_delivery(request):
         note_route(request, "/ (bucket events)")
         return await _bucket_event(request)

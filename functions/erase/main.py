@@ -13,8 +13,13 @@ from visitlens.http import health
 from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
-from visitlens.metrics import note_route, observed, serve
-from visitlens.persons.routes import ERASE_ROUTES, PersonServices, lazy_person_services
+from visitlens.metrics import observed, serve
+from visitlens.persons.routes import (
+    ERASE_ROUTES,
+    PersonServices,
+    dependency_checks,
+    lazy_person_services,
+)
 
 settings = load_settings()
 configure(settings.log_level, settings.log_format)
@@ -30,22 +35,12 @@ router: Router[PersonServices] = Router(
 
 
 async def _checks() -> Mapping[str, health.Check]:
-    """The dependencies this function uses (GET /readyz)."""
-    s = await services()
-    return {
-        "database": health.database(s.db),
-        "gallery": s.merger.gallery.ping,
-        "object_store": health.bucket(s.store, s.raw_bucket),
-    }
+    return dependency_checks(await services())
 
 
 @functions_framework.aio.http
 @observed("erase")
 async def erase(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
-    if request.url.path == health.LIVE_PATH:
-        note_route(request, health.LIVE_PATH)
-        return health.liveness()
+    if (answer := await health.probe(request, _checks)) is not None:
+        return answer
     return await router.dispatch(request)

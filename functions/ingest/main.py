@@ -61,12 +61,8 @@ async def _checks() -> Mapping[str, health.Check]:
 @functions_framework.aio.http
 @observed("ingest")
 async def ingest(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
-    if request.url.path == health.LIVE_PATH:
-        note_route(request, health.LIVE_PATH)
-        return health.liveness()
+    if (answer := await health.probe(request, _checks)) is not None:
+        return answer
     event = None
     direct = request.url.path.startswith(DIRECT_PREFIX)
     note_route(request, DIRECT_PREFIX if direct else "/ (broker)")

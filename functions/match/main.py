@@ -15,7 +15,7 @@ from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.identity.match_routes import ROUTES, MatchServices, lazy_match_services
 from visitlens.logs import configure
-from visitlens.metrics import note_route, observed, serve
+from visitlens.metrics import observed, serve
 
 settings = load_settings()
 configure(settings.log_level, settings.log_format)
@@ -45,10 +45,6 @@ async def _checks() -> Mapping[str, health.Check]:
 @functions_framework.aio.http
 @observed("match")
 async def match(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
-    if request.url.path == health.LIVE_PATH:
-        note_route(request, health.LIVE_PATH)
-        return health.liveness()
+    if (answer := await health.probe(request, _checks)) is not None:
+        return answer
     return await router.dispatch(request)

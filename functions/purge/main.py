@@ -23,7 +23,6 @@ from visitlens.metrics import (
     PURGE_LAST_SUCCESS,
     PURGE_SURVIVORS,
     PURGED,
-    note_route,
     observed,
     serve,
 )
@@ -63,12 +62,8 @@ async def _checks() -> Mapping[str, health.Check]:
 @functions_framework.aio.http
 @observed("purge")
 async def purge(request: Request) -> Response:
-    if request.url.path == health.READY_PATH:
-        note_route(request, health.READY_PATH)
-        return await health.readiness(_checks)
-    if request.url.path == health.LIVE_PATH:
-        note_route(request, health.LIVE_PATH)
-        return health.liveness()
+    if (answer := await health.probe(request, _checks)) is not None:
+        return answer
     event = None
     try:
         deliveries.verify(request.headers.get("authorization"))

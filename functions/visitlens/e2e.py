@@ -141,7 +141,7 @@ def _tenant_admin(base: str, world: dict[str, Any]) -> dict[str, str]:
 
 def _clip(settings: Settings, base: str, world: dict[str, Any], artifacts: Path) -> Path:
     """Enrol the staff member; render the scripted clip as JPEG frames for the RTSP server."""
-    from visitlens_edge.synthetic import Pass, render
+    from visitlens_edge.synthetic import Pass, render, to_frames
 
     faces = packaged_faces()
     root = {"authorization": f"Bearer {world['root']}"}
@@ -162,37 +162,34 @@ def _clip(settings: Settings, base: str, world: dict[str, Any], artifacts: Path)
     clip = artifacts / "clip.avi"
     render(clip, passes, detector, fps=10, length_s=CLIP_S)
     frames = artifacts / "frames"
-    frames.mkdir()
-    video = cv2.VideoCapture(str(clip))
-    n = 0
-    while True:
-        ok, frame = video.read()
-        if not ok:
-            break
-        cv2.imwrite(str(frames / f"frame-{n:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        n += 1
-    video.release()
+    n = to_frames(clip, frames)
     if n < CLIP_S * 10 - 5:
         raise StackError(f"the clip has {n} frames, expected {CLIP_S * 10}")
     return frames
 
 
-def _rtsp(frames: Path, artifacts: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_rtsp(
+    frames: Path, port: int, *, once: bool, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """GStreamer's RTSP server (scripts/rtsp_server.py, Debian's python3-gi) playing a folder of
+    frames at rtsp://127.0.0.1:PORT/store, once or in a loop; returns when it listens."""
     python = shutil.which("python3", path="/usr/bin")
     if python is None:
         raise StackError("Debian's python3 with python3-gi is needed (make system-deps)")
-    port = free_port()
-    log = (artifacts / "logs" / "rtsp.log").open("ab")
-    server = subprocess.Popen(  # noqa: S603 - our own script under the system Python
-        [python, str(REPO / "scripts" / "rtsp_server.py"), "--frames", str(frames),
-         "--port", str(port), "--fps", "10", "--once"],
-        stdout=subprocess.PIPE, stderr=log, start_new_session=True,
-    )  # fmt: skip
+    argv = [python, str(REPO / "scripts" / "rtsp_server.py"), "--frames", str(frames),
+            "--port", str(port), "--fps", "10", *(["--once"] if once else [])]  # fmt: skip
+    errors = log.open("ab") if log is not None else subprocess.DEVNULL
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, start_new_session=True)  # noqa: S603
     assert server.stdout is not None
-    url = server.stdout.readline().decode().strip()
-    if not url.startswith("rtsp://"):
+    if not server.stdout.readline().decode().startswith("rtsp://"):
         raise StackError("the GStreamer RTSP server did not start (make system-deps)")
-    return server, url
+    return server
+
+
+def _rtsp(frames: Path, artifacts: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = start_rtsp(frames, port, once=True, log=artifacts / "logs" / "rtsp.log")
+    return server, f"rtsp://127.0.0.1:{port}/store"
 
 
 def _run_edge(

@@ -5,23 +5,21 @@ The API is unreachable in these tests on purpose: events stay queued on disk."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import httpx
 import pytest
 
-from tests.conftest import REPO
 from tests.edge.conftest import edge_config, health_port, lfw, start_worker
+from visitlens.e2e import start_rtsp
 from visitlens.stack.processes import free_port, terminate
 from visitlens.vision.pipeline import Detector
 from visitlens_edge.queue import DiskQueue, QueueFull
-from visitlens_edge.synthetic import Pass, render
+from visitlens_edge.synthetic import Pass, render, to_frames
 
 pytestmark = pytest.mark.integration
 TENANT = "0b7c1a52-3d1e-4c57-9a7e-2f1d8e6b4a10"
@@ -34,15 +32,7 @@ def frames_dir(tmp_path: Path, detector: Detector) -> Path:
     clip = tmp_path / "clip.avi"
     render(clip, [Pass("blair", lfw("Tony_Blair", 1), 0.5, duration_s=6.0)], detector, length_s=7)
     folder = tmp_path / "frames"
-    folder.mkdir()
-    capture = cv2.VideoCapture(str(clip))
-    index = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        cv2.imwrite(str(folder / f"frame-{index:05d}.jpg"), frame)
-        index += 1
+    to_frames(clip, folder, quality=95)
     return folder
 
 
@@ -87,19 +77,11 @@ def config(tmp_path: Path, models_dir: Path, source: str, **extra: Any) -> Path:
 async def test_rtsp_stream_is_read_and_a_dead_stream_reconnects(
     tmp_path: Path, detector: Detector, models_dir: Path
 ) -> None:
-    system_python = shutil.which("python3", path="/usr/bin")
-    assert system_python, "Debian's python3 with python3-gi is needed (make system-deps)"
     folder = frames_dir(tmp_path, detector)
     port = free_port()
-    argv = [system_python, str(REPO / "scripts" / "rtsp_server.py"), "--frames", str(folder),
-            "--port", str(port), "--fps", "10"]  # fmt: skip
 
     def rtsp() -> subprocess.Popen[bytes]:
-        server = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
-        assert server.stdout is not None
-        line = server.stdout.readline().decode()
-        assert line.startswith("rtsp://"), "the GStreamer RTSP server did not start"
-        return server
+        return start_rtsp(folder, port, once=False)
 
     server = rtsp()
     log = tmp_path / "worker.log"

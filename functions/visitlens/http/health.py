@@ -10,9 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from minio import Minio
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.postgres import Database
+from visitlens.metrics import note_route
 
 logger = logging.getLogger(__name__)
 READY_PATH = "/readyz"
@@ -59,6 +61,21 @@ async def readiness(
         status_code=200 if ready else 503,
         headers={"cache-control": "no-store"},
     )
+
+
+async def probe(
+    request: Request, checks_of: Callable[[], Awaitable[Mapping[str, Check]]], *, live: bool = True
+) -> Response | None:
+    """The answer to a probe (``/readyz``; ``/healthz`` too unless the function's router has it),
+    or None for any other request."""
+    path = request.url.path
+    if path == READY_PATH:
+        note_route(request, READY_PATH)
+        return await readiness(checks_of)
+    if live and path == LIVE_PATH:
+        note_route(request, LIVE_PATH)
+        return liveness()
+    return None
 
 
 def liveness() -> JSONResponse:

@@ -20,6 +20,7 @@ from visitlens.auth.service import AuthService
 from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
 from visitlens.errors import NotFound
+from visitlens.http import health
 from visitlens.http.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from visitlens.http.router import Ctx, Route
 from visitlens.persons.erasure import Eraser
@@ -37,6 +38,15 @@ class PersonServices:
     eraser: Eraser
     store: Minio
     raw_bucket: str
+
+
+def dependency_checks(s: PersonServices) -> dict[str, health.Check]:
+    """What the merge and erase functions use (their GET /readyz)."""
+    return {
+        "database": health.database(s.db),
+        "gallery": s.merger.gallery.ping,
+        "object_store": health.bucket(s.store, s.raw_bucket),
+    }
 
 
 def lazy_person_services(settings: Settings) -> Lazy[PersonServices]:
