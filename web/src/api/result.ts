@@ -21,8 +21,13 @@ export function toApiError(status: number, error: unknown): ApiError {
   const fields: Record<string, string> = {};
   for (const e of problem.errors ?? []) if (e.field) fields[e.field] = e.message ?? "invalid";
   const detail = problem.detail ?? problem.title ?? `request failed (${status})`;
-  const named = Object.entries(fields).map(([field, message]) => `${field}: ${message}`);
-  return new ApiError(status, named.length ? `${detail} — ${named.join("; ")}` : detail, fields);
+  // a field whose message is the detail itself is named once, in brackets
+  const same = Object.keys(fields).filter((field) => fields[field] === detail);
+  const named = Object.entries(fields)
+    .filter(([, message]) => message !== detail)
+    .map(([field, message]) => `${field}: ${message}`);
+  const head = same.length ? `${detail} (${same.join(", ")})` : detail;
+  return new ApiError(status, named.length ? `${head} — ${named.join("; ")}` : head, fields);
 }
 
 export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {

@@ -22,6 +22,11 @@ describe("ErrorNotice", () => {
 });
 
 describe("toApiError", () => {
+  it("names a field once when its message is the detail", () => {
+    const error = toApiError(422, { detail: "2 faces found", errors: [{ field: "image", message: "2 faces found" }] });
+    expect(error.message).toBe("2 faces found (image)");
+  });
+
   it("keeps the fields the API named", () => {
     const error = toApiError(422, { detail: "bad", errors: [{ field: "body.name", message: "too long" }] });
     expect(error.status).toBe(422);
