@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.config import load_settings
-from visitlens.contracts import EventType, VisitRecordedV1, parse_data
+from visitlens.contracts import PING_TYPE, EventType, VisitRecordedV1, parse_data
 from visitlens.errors import Conflict, InvalidInput, TransientError, VisitlensError
 from visitlens.http import health
 from visitlens.http.body import parse_data as parse_payload
@@ -35,7 +35,6 @@ from visitlens.reports.aggregate import (
     TickData,
     lazy_aggregate_services,
 )
-from visitlens.runtime.gateway import PING_TYPE
 
 settings = load_settings()
 configure(settings.log_level, settings.log_format)

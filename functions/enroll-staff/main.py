@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.auth.service import AuthService
 from visitlens.config import load_settings
+from visitlens.contracts import MINIO_TYPE_PREFIX
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http import health
 from visitlens.http.cloudevents import is_delivery, read_event, rejection
@@ -20,7 +21,6 @@ from visitlens.http.ratelimit import RateLimiter
 from visitlens.http.router import Router
 from visitlens.logs import configure
 from visitlens.metrics import note_route, observed, serve
-from visitlens.runtime.gateway import MINIO_TYPE_PREFIX
 from visitlens.staff.enrollment import parse_drop_key
 from visitlens.staff.routes import ROUTES, StaffServices, lazy_staff_services
 

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.adapters.postgres import Database
 from visitlens.config import load_settings
+from visitlens.contracts import PING_TYPE
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http import health
 from visitlens.http.cloudevents import read_event, rejection
@@ -27,7 +28,6 @@ from visitlens.metrics import (
     serve,
 )
 from visitlens.retention.purge import Purger
-from visitlens.runtime.gateway import PING_TYPE
 from visitlens.runtime.lazy import Lazy
 from visitlens.tenancy.audit_chain import verify_chain
 from visitlens.tenancy.scope import DbScope

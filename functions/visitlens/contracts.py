@@ -39,6 +39,12 @@ SEED_MODEL_ID = "sface-2021dec"
 """face.detected v1 carries no model id: by contract its embeddings are SFace 2021dec, 128-D."""
 
 
+PING_TYPE = "dev.knative.sources.ping"
+"""A cron tick (Knative PingSource, or the local gateway's scheduler)."""
+MINIO_TYPE_PREFIX = "io.minio."
+"""A MinIO bucket notification, as the minio-bridge converts it (``io.minio.s3:ObjectCreated:Put``)."""
+
+
 class EventType(StrEnum):
     FACE_DETECTED_V1 = "com.visitlens.face.detected.v1"
     FACE_DETECTED_V2 = "com.visitlens.face.detected.v2"

@@ -25,7 +25,7 @@ from tenacity import (
 
 from visitlens.adapters.event_tokens import read_token_file
 from visitlens.config import EventAuthSettings
-from visitlens.contracts import EventType
+from visitlens.contracts import PING_TYPE, EventType
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
@@ -201,7 +201,7 @@ def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:
     return problem_response(error)
 
 
-KNOWN_TYPES = frozenset({*(t.value for t in EventType), "dev.knative.sources.ping"})
+KNOWN_TYPES = frozenset({*(t.value for t in EventType), PING_TYPE})
 """Event types that name a metric's label; anything else a sender invents is `other`."""
 
 

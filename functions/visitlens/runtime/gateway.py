@@ -57,6 +57,7 @@ from visitlens.adapters.event_tokens import (
     shared_token_matches,
 )
 from visitlens.config import EventAuthSettings
+from visitlens.contracts import MINIO_TYPE_PREFIX, PING_TYPE
 from visitlens.errors import Unauthenticated
 from visitlens.http.console import CONSOLE_HEADERS
 from visitlens.runtime.spec import (
@@ -69,9 +70,7 @@ from visitlens.runtime.spec import (
 
 logger = logging.getLogger(__name__)
 
-PING_TYPE = "dev.knative.sources.ping"
 _UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f]")
-MINIO_TYPE_PREFIX = "io.minio."
 _HOP_BY_HOP = {
     "connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length",
     "date", "server",
