@@ -81,6 +81,7 @@ def run_edge(settings: Settings, base: str, world: dict[str, Any]) -> None:
 
     work = (settings.data_dir / "demo-edge").resolve()
     work.mkdir(parents=True, exist_ok=True)
+    (work / "edge.log").unlink(missing_ok=True)  # this run's lines only (its counts are read back)
     source = os.environ.get("DEMO_SOURCE")
     camera_config: dict[str, Any] = {"id": camera, "name": "entrance"}
     if source:
