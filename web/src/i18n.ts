@@ -8,6 +8,7 @@ const en = {
   "signIn.password": "Password",
   "signIn.submit": "Sign in",
   "signIn.failed": "Wrong email or password",
+  "signIn.tooMany": "Too many attempts; wait a minute",
   "signIn.expired": "Your session ended; sign in again to continue",
   "error.forbidden": "You are signed in, but your role may not see this",
   "overview.title": "Overview",

@@ -22,7 +22,7 @@ export default function SignIn() {
         body: JSON.stringify({ grant_type: "password", ...values }),
       });
       if (!response.ok) {
-        setError(response.status === 429 ? "Too many attempts; wait a minute" : t("signIn.failed"));
+        setError(response.status === 429 ? t("signIn.tooMany") : t("signIn.failed"));
         return;
       }
       saveSession(fromGrant((await response.json()) as TokenGrant));
