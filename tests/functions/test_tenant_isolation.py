@@ -23,6 +23,7 @@ from visitlens.adapters.gallery import Gallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.http.surface import all_routes
+from visitlens.reports.stats import drain_dirty
 from visitlens.stack.endpoints import Endpoints
 from visitlens.tenancy.scope import DbScope
 
@@ -173,6 +174,10 @@ async def test_tenant_a_cannot_touch_tenant_b_through_any_operation(
     a = await make_world(db, api_client)
     b = await make_world(db, api_client)
     ids = await tenant_b(clients, b, minio, stack_settings)
+    # B's statistics up to date first: the running dev gateway's minutely aggregate tick would
+    # otherwise rebuild them during the sweep, a change no operation of A made
+    async with db.transaction(DbScope(uuid.UUID(b.tenant_id))) as conn:
+        await drain_dirty(conn)
     probe = np.stack([person() for _ in range(3)]).astype(np.float32)
     before = await dump_b(db, minio, stack_settings, gallery, b, probe)
     assert before[0]["customers"] and before[1] and before[2]
