@@ -1,5 +1,5 @@
 import AxeBuilder from "@axe-core/playwright";
-import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type Locator, type Page } from "@playwright/test";
 import { readFileSync } from "node:fs";
 
 const EMAIL = process.env.VISITLENS_E2E_EMAIL ?? "";
@@ -82,6 +82,24 @@ async function token(request: APIRequestContext, grant: Record<string, string>):
   const response = await request.post("/v1/auth/token", { data: grant });
   expect(response.ok()).toBeTruthy();
   return (await response.json()).access_token as string;
+}
+
+/** A site in a multi-select of a dialog; the list is closed again (it stays open after a pick in
+ * multiple mode and would lie over the dialog's buttons). */
+async function pickSite(page: Page, dialog: Locator, site: string): Promise<void> {
+  await dialog.getByLabel("Sites").click();
+  await page.locator(".ant-select-dropdown:not(.ant-select-dropdown-hidden)").getByTitle(site, { exact: true }).click();
+  await dialog.getByLabel("Name").click();
+  await expect(page.locator(".ant-select-dropdown:not(.ant-select-dropdown-hidden)")).toHaveCount(0);
+}
+
+/** The key shown once: there, then dismissed (optionally a screenshot of it first). */
+async function closeSecret(page: Page, shot?: string): Promise<void> {
+  const dialog = page.getByRole("dialog", { name: "The key, shown once" });
+  await expect(dialog.getByTestId("secret-once")).toContainText(/\S{20,}/);
+  if (shot) await screen(page, shot);
+  await dialog.getByRole("button", { name: "I have stored it" }).click();
+  await expect(dialog).toBeHidden();
 }
 
 /** Data rows of the tables on the page (not the expanded rows that hold a nested table). */
@@ -219,10 +237,7 @@ test("sites and cameras: create, validate, edit, a worker key shown once, delete
   const camera = tableRow(page).filter({ hasText: "entrance" });
   await expect(camera).toContainText("rtsp");
   await camera.getByRole("button", { name: "Edge key" }).click();
-  await expect(page.getByTestId("secret-once")).toContainText(/\S{20,}/);
-  await screen(page, "sites");
-  await page.getByRole("button", { name: "I have stored it" }).click();
-  await expect(page.getByTestId("secret-once")).toBeHidden();
+  await closeSecret(page, "sites");
 
   await camera.getByRole("button", { name: "Delete" }).click();
   await confirmPop(page, "Delete");
@@ -334,8 +349,7 @@ test("users and API keys; the audit log with its chain verified", async ({ page 
   const dialog = page.getByRole("dialog");
   await dialog.getByLabel("Email").fill(`clerk-${Date.now()}@example.com`);
   await dialog.getByLabel("Name").fill("Clerk");
-  await dialog.getByLabel("Sites").click();
-  await page.locator(".ant-select-dropdown:not(.ant-select-dropdown-hidden)").getByTitle("A", { exact: true }).click();
+  await pickSite(page, dialog, "A");
   await dialog.getByLabel("Password").fill("short");
   await dialog.getByRole("button", { name: "Save" }).click();
   await expect(dialog.getByText("Password must be at least 12 characters")).toBeVisible();
@@ -350,11 +364,9 @@ test("users and API keys; the audit log with its chain verified", async ({ page 
   await keyDialog.getByLabel("Name").fill("back-office export");
   await keyDialog.getByRole("button", { name: "Save" }).click();
   await expect(keyDialog.getByText("a worker belongs to exactly one site")).toBeVisible();
-  await keyDialog.getByLabel("Sites").click();
-  await page.locator(".ant-select-dropdown:not(.ant-select-dropdown-hidden)").getByTitle("A", { exact: true }).click();
+  await pickSite(page, keyDialog, "A");
   await keyDialog.getByRole("button", { name: "Save" }).click();
-  await expect(page.getByTestId("secret-once")).toContainText(/\S{20,}/);
-  await page.getByRole("button", { name: "I have stored it" }).click();
+  await closeSecret(page);
   const key = tableRow(page).filter({ hasText: "back-office export" });
   await key.getByRole("button", { name: "Revoke" }).click();
   await confirmPop(page, "Revoke");
