@@ -68,6 +68,7 @@ async def _event(request: Request) -> Response:
                 result = await s.aggregator.on_tick(tick.hours)  # drains first, then rebuilds
             else:
                 result = await s.aggregator.drain()
+            await _record_lag(s)  # once a minute, not per visit: the gauges' own query
         else:
             raise InvalidInput(
                 f"aggregate takes visit.recorded and cron ticks, not {kind}", field="type"
@@ -76,12 +77,11 @@ async def _event(request: Request) -> Response:
         return rejection(TransientError(f"statistics busy ({error.message}); retry"), event)
     except VisitlensError as error:
         return rejection(error, event)
-    await _record_lag(s)
     return JSONResponse(result)
 
 
 async def _record_lag(s: AggregateServices) -> None:
-    """The platform's statistics lag, after each run (a failed read only skips the gauges)."""
+    """The platform's statistics lag, after each tick (a failed read only skips the gauges)."""
     try:
         fresh = await s.aggregator.platform_freshness()
     except VisitlensError:

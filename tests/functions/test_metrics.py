@@ -10,11 +10,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
 from prometheus_client import REGISTRY
 
-from tests.conftest import TenantWorld, function_clients
+from tests.conftest import TenantWorld, delivery, function_clients
 from tests.functions.test_ingest import T0, person, send, track_event
+from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.config import MetricsSettings
+from visitlens.contracts import PING_TYPE
 from visitlens.metrics import start
 from visitlens.stack.processes import free_port
 
@@ -28,12 +32,12 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 async def clients(function_environment: None) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    async with function_clients("api", "ingest") as made:
+    async with function_clients("api", "ingest", "aggregate") as made:
         yield made
 
 
 async def test_requests_events_and_decisions_are_counted_without_identifiers(
-    clients: dict[str, httpx.AsyncClient], world: TenantWorld
+    clients: dict[str, httpx.AsyncClient], world: TenantWorld, event_issuer: EventTokenIssuer
 ) -> None:
     api, ingest = clients["api"], clients["ingest"]
     ok_before = sample("visitlens_http_requests_total", function="api", route=SITES,
@@ -74,6 +78,18 @@ async def test_requests_events_and_decisions_are_counted_without_identifiers(
     assert response.status_code == 422, response.text
     assert response.json()["type"].endswith(f"/{reason}")
     assert sample("visitlens_events_rejected_total", type=kind, reason=reason) == refused_before + 1
+
+    # the aggregate function's minutely tick sets the platform's statistics gauges
+    headers, body = to_binary(CloudEvent(
+        {"type": PING_TYPE, "source": "/apis/v1/namespaces/x/pingsources/tick", "id": "m1"}, {}))  # fmt: skip
+    ticked = await clients["aggregate"].post(
+        "/", headers=delivery(event_issuer, "aggregate", headers), content=body
+    )
+    assert ticked.status_code == 200, ticked.text
+    assert REGISTRY.get_sample_value("visitlens_aggregation_pending_hours") == 0
+    assert REGISTRY.get_sample_value("visitlens_aggregation_oldest_pending_seconds") == 0
+    lag = REGISTRY.get_sample_value("visitlens_aggregation_lag_seconds")
+    assert lag is not None and lag > 0  # the newest aggregated visit change is in the past
 
     # served on its own port; no tenant, person, token or path parameter in any label
     port = free_port()

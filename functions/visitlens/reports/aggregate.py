@@ -70,11 +70,21 @@ class Aggregator:
         return {**own, "dirty_hours": drained["hours"]}
 
     async def platform_freshness(self) -> dict[str, Any]:
-        """Every tenant's: hours still pending, since when, and the newest aggregated change."""
+        """Every tenant's hours still pending, the oldest mark, and the newest aggregated visit
+        change (each tenant under its own scope, as row-level security sees it; the per-tenant
+        ``freshness`` the reports show, on its indexes)."""
         async with self.db.transaction(DbScope(None, system_admin=True)) as conn:
-            fresh = await freshness(conn)
-            fresh["oldest_pending"] = await conn.fetchval("SELECT min(marked_at) FROM stats_dirty")
-        return fresh
+            tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants")]
+        pending, oldest, newest = 0, None, None
+        for tenant_id in tenants:
+            async with self.db.transaction(DbScope(tenant_id)) as conn:
+                fresh = await freshness(conn)
+                marked = await conn.fetchval("SELECT min(marked_at) FROM stats_dirty")
+            pending += fresh["pending_hours"]
+            oldest = min(filter(None, (oldest, marked)), default=None)
+            newest = max(filter(None, (newest, fresh["newest_aggregated_visit_at"])), default=None)
+        return {"pending_hours": pending, "oldest_pending": oldest,
+                "newest_aggregated_visit_at": newest}  # fmt: skip
 
     async def drain(self) -> dict[str, int]:
         """Every tenant's marked hours (the minutely tick): nothing waits for a manual call."""
