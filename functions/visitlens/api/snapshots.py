@@ -100,11 +100,12 @@ async def read_snapshot(store: Minio, bucket: str, key: str | None) -> bytes:
         raise
 
 
-def snapshot_response(data: bytes) -> Response:
-    # a face: private to this browser, never shared caches; not a document that could run code
+def snapshot_response(data: bytes, media_type: str = "image/jpeg") -> Response:
+    """A face (a snapshot, a staff photo): private to this browser, never in a shared cache, never
+    sniffed into a document that could run code."""
     return Response(
         data,
-        media_type="image/jpeg",
+        media_type=media_type,
         headers={"cache-control": "private, max-age=300", "x-content-type-options": "nosniff"},
     )
 

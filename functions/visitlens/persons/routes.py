@@ -174,6 +174,14 @@ class SightingOut(BaseModel):
     has_snapshot: bool = Field(description="a snapshot is retained (GET .../snapshot)")
 
 
+_CUSTOMERS = (
+    "SELECT c.id, c.first_seen_at, c.last_seen_at, c.visit_count, c.gender, c.age_band, "
+    "c.created_at, (SELECT count(*) FROM person_embeddings e WHERE e.customer_id = c.id) "
+    "AS views FROM customers c"
+)
+"""A customer as ``CustomerOut`` shows it (with how many gallery views it keeps)."""
+
+
 async def list_customers(ctx: Ctx[PersonServices]) -> Page[CustomerOut]:
     """Customers, newest first seen last (keyset by creation), with how many views they keep."""
     query = ctx.query(CustomerQuery)
@@ -181,10 +189,7 @@ async def list_customers(ctx: Ctx[PersonServices]) -> Page[CustomerOut]:
     scope = ctx.principal.db_scope(ctx.params["tenant_id"])
     async with ctx.services.db.transaction(scope) as conn:
         rows = await conn.fetch(
-            "SELECT c.id, c.first_seen_at, c.last_seen_at, c.visit_count, c.gender, c.age_band, "
-            "c.created_at, (SELECT count(*) FROM person_embeddings e WHERE e.customer_id = c.id) "
-            "AS views FROM customers c "
-            "WHERE ($1::timestamptz IS NULL OR c.last_seen_at >= $1) "
+            f"{_CUSTOMERS} WHERE ($1::timestamptz IS NULL OR c.last_seen_at >= $1) "
             "AND ($2::timestamptz IS NULL OR (c.created_at, c.id) > ($2, $3)) "
             "AND ($5::text IS NULL OR starts_with(c.id::text, $5)) "
             "ORDER BY c.created_at, c.id LIMIT $4",
@@ -200,9 +205,7 @@ async def get_customer(ctx: Ctx[PersonServices]) -> CustomerOut:
     scope = ctx.principal.db_scope(ctx.params["tenant_id"])
     async with ctx.services.db.transaction(scope) as conn:
         row = await conn.fetchrow(
-            "SELECT c.id, c.first_seen_at, c.last_seen_at, c.visit_count, c.gender, c.age_band, "
-            "c.created_at, (SELECT count(*) FROM person_embeddings e WHERE e.customer_id = c.id) "
-            "AS views FROM customers c WHERE c.id = $1",
+            f"{_CUSTOMERS} WHERE c.id = $1",
             ctx.params["customer_id"],
         )
     if row is None:

@@ -20,6 +20,7 @@ from visitlens.adapters.onnx_models import load_models
 from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.api import audit
 from visitlens.api.schemas import Input
+from visitlens.api.snapshots import snapshot_response
 from visitlens.api.store import Filter, Table
 from visitlens.auth.principal import Principal, Role
 from visitlens.auth.service import AuthService
@@ -212,11 +213,7 @@ async def image_content(ctx: Ctx[StaffServices]) -> Response:
     if key is None:
         raise NotFound("no such photo of this staff member")
     data = await ctx.services.enrollment.photo(key)
-    return Response(
-        data,
-        media_type=_image_type(data),
-        headers={"cache-control": "private, max-age=300", "x-content-type-options": "nosniff"},
-    )
+    return snapshot_response(data, _image_type(data))
 
 
 async def upload_image(ctx: Ctx[StaffServices]) -> StaffImageOut:

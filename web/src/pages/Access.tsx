@@ -6,11 +6,11 @@ import { api } from "../api/client";
 import { unwrap } from "../api/result";
 import type { components } from "../api/schema";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { SecretOnce } from "../components/SecretOnce";
 import { t } from "../i18n";
 import { showFieldErrors, unplaced } from "../lib/forms";
 import { siteName, useSites, when } from "../lib/hooks";
 import { isAdmin, useTenant } from "../lib/tenant";
-import { SecretOnce } from "./Sites";
 
 type User = components["schemas"]["UserOut"];
 type Key = components["schemas"]["ApiKeyOut"];

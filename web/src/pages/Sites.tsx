@@ -1,11 +1,12 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { Alert, Button, Card, Form, Input, InputNumber, Modal, Popconfirm, Select, Space, Switch, Table, Tag, Typography } from "antd";
+import { Button, Card, Form, Input, InputNumber, Modal, Popconfirm, Select, Space, Switch, Table, Tag, Typography } from "antd";
 import { useState } from "react";
 
 import { api } from "../api/client";
 import { unwrap } from "../api/result";
 import type { components } from "../api/schema";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { SecretOnce } from "../components/SecretOnce";
 import { GOOD } from "../components/tags";
 import { t } from "../i18n";
 import { showFieldErrors, unplaced } from "../lib/forms";
@@ -185,18 +186,6 @@ function Cameras({ tenant, site }: { tenant: string; site: Site }) {
       </Modal>
       <SecretOnce secret={secret} onClose={() => setSecret(null)} />
     </Card>
-  );
-}
-
-/** A key is shown once: the server keeps only its hash. */
-export function SecretOnce({ secret, onClose }: { secret: string | null; onClose: () => void }) {
-  return (
-    <Modal open={secret !== null} title={t("keys.shownOnce")} onCancel={onClose} onOk={onClose} okText={t("keys.stored")} cancelButtonProps={{ style: { display: "none" } }}>
-      <Alert type="warning" showIcon message={t("keys.copyNow")} className="mb-4" />
-      <Typography.Paragraph copyable={{ text: secret ?? "" }} code data-testid="secret-once">
-        {secret}
-      </Typography.Paragraph>
-    </Modal>
   );
 }
 
