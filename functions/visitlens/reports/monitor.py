@@ -146,7 +146,8 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                 await conn.fetch(
                     "SELECT id, site_id, customer_id, started_at, ended_at, updated_at, is_new, "
                     "sighting_count, extract(epoch FROM ended_at - started_at) AS dwell_s, "
-                    "EXISTS (SELECT 1 FROM sightings s WHERE s.visit_id = visits.id "
+                    "EXISTS (SELECT 1 FROM sightings s WHERE s.tenant_id = visits.tenant_id "
+                    "AND s.visit_id = visits.id "
                     "AND s.snapshot_key IS NOT NULL) AS has_snapshot FROM visits WHERE (updated_at, id) > ($1, $2) "
                     "AND ($3::uuid[] IS NULL OR site_id = ANY($3::uuid[])) "
                     "ORDER BY updated_at, id LIMIT $4",
