@@ -18,15 +18,15 @@ import pytest
 from minio import Minio
 from starlette.types import ASGIApp
 
+from visitlens.adapters.endpoints import Endpoints, resolve
 from visitlens.adapters.event_tokens import EventTokenIssuer, function_audience
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.runtime.runner import function_env, local_issuer
 from visitlens.runtime.spec import discover
-from visitlens.stack.endpoints import Endpoints, resolve
 from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
 from visitlens.stack.processes import free_port, terminate, wait_until
-from visitlens.tenancy.bootstrap import create_system_admin
+from visitlens.wiring import create_system_admin
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -24,8 +24,8 @@ def _out(text: str = "") -> None:
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.adapters.endpoints import resolve
     from visitlens.stack import manager
-    from visitlens.stack.endpoints import resolve
 
     if args.action == "up":
         started = time.monotonic()
@@ -47,8 +47,8 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from visitlens.adapters.endpoints import database_dsns
     from visitlens.db import migrate
-    from visitlens.stack.endpoints import database_dsns
 
     owner_dsn, _ = database_dsns(settings)
     if args.action == "migrate":
@@ -61,7 +61,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_admin(args: argparse.Namespace, settings: Settings) -> int:
-    from visitlens.tenancy.bootstrap import create_system_admin
+    from visitlens.wiring import create_system_admin
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
     user_id = asyncio.run(create_system_admin(settings, args.email, password))
@@ -128,11 +128,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from visitlens.stack.endpoints import database_dsns
-    from visitlens.tenancy.audit_chain import verify
+    from visitlens.wiring import verify_audit_chains
 
-    owner_dsn, _ = database_dsns(settings)
-    reports = asyncio.run(verify(owner_dsn))
+    reports = asyncio.run(verify_audit_chains(settings))
     bad = 0
     for report in reports:
         state = "OK" if not report.problems else f"{len(report.problems)} PROBLEMS"
@@ -162,7 +160,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_minio_bridge(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from visitlens.runtime.minio_bridge import create_app
+    from visitlens.http.minio_bridge import create_app
 
     events = settings.events
     if not events.sink or events.minio_token is None:

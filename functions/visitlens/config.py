@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_PREFIX = "dev-only-"
@@ -339,20 +339,6 @@ class HttpSettings(BaseModel):
         description="where counters live: memory:// (per instance) or redis://host:6379 "
         "(shared by every instance of every function)",
     )
-
-    @field_validator(
-        "rate_limit_tenant",
-        "rate_limit_api_key",
-        "rate_limit_login_account",
-        "rate_limit_login_address",
-    )
-    @classmethod
-    def _rate(cls, value: str | None) -> str | None:
-        if value is not None:
-            from limits import parse
-
-            parse(value)
-        return value
 
 
 class MetricsSettings(BaseModel):

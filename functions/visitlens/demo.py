@@ -15,15 +15,15 @@ from typing import Any
 
 import httpx
 
+from visitlens.adapters.endpoints import database_dsns
 from visitlens.adapters.model_prep import prepare
 from visitlens.config import Settings
 from visitlens.db import migrate
 from visitlens.errors import Conflict, StackError
 from visitlens.runtime.runner import function_env
 from visitlens.stack import manager
-from visitlens.stack.endpoints import database_dsns
 from visitlens.stack.processes import require_free_ports, terminate, wait_until
-from visitlens.tenancy.bootstrap import create_system_admin
+from visitlens.wiring import create_system_admin
 
 ADMIN_EMAIL = "demo-admin@example.com"
 

@@ -37,8 +37,8 @@ from visitlens.runtime.runner import function_env, metrics_ports_of
 from visitlens.runtime.spec import discover
 from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
 from visitlens.stack.processes import free_port, terminate, wait_until
-from visitlens.tenancy.bootstrap import create_system_admin
 from visitlens.vision.types import as_image
+from visitlens.wiring import create_system_admin
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTED = {"visits": 2, "new_visits": 1, "returning_visits": 1, "unique_visitors": 1}

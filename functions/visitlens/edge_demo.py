@@ -24,11 +24,11 @@ import httpx
 import numpy as np
 import yaml
 
+from visitlens.adapters.endpoints import resolve
 from visitlens.adapters.onnx_models import load_models
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.errors import StackError
-from visitlens.stack.endpoints import resolve
 from visitlens.tenancy.scope import DbScope
 from visitlens.vision.types import Image, as_image
 

@@ -37,3 +37,7 @@ def refuse_nul(data: object, prefix: str) -> None:
         elif isinstance(value, list):
             stack.extend((item, f"{path}.{i}") for i, item in enumerate(value))
     problems.raise_if_any("invalid input: NUL characters")
+
+
+MIN_PASSWORD_LENGTH = 12
+"""The shortest password a user may choose (NIST SP 800-63B: at least 8; we ask 12)."""

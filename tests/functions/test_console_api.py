@@ -16,9 +16,9 @@ from minio import Minio
 
 from tests.conftest import TenantWorld, function_clients, make_world, ok
 from tests.functions.test_ingest import T0, person, send, track_event
+from visitlens.adapters.endpoints import database_dsns
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.stack.endpoints import database_dsns
 
 pytestmark = pytest.mark.integration
 JPEG = b"\xff\xd8\xff\xe0" + b"1" * 300 + b"\xff\xd9"

@@ -16,11 +16,11 @@ from cloudevents.conversion import to_binary
 from minio import Minio
 
 from tests.conftest import SHARED, TenantWorld, delivery, load_function, ok
+from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.config import Settings
-from visitlens.runtime.gateway import minio_event
+from visitlens.http.minio_bridge import minio_event
 from visitlens.stack import s3 as s3_stack
-from visitlens.stack.endpoints import Endpoints
 
 pytestmark = pytest.mark.integration
 LFW = SHARED / "faces" / "lfw"

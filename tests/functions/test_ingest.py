@@ -19,12 +19,13 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent, from_http
 
 from tests.conftest import REPO, TenantWorld, delivery, load_function
+from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
-from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.identity.decisions import PersonKind
-from visitlens.stack.endpoints import Endpoints
+from visitlens.ports import GalleryRow
 from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration
@@ -223,7 +224,7 @@ async def test_staff_are_matched_server_side_and_not_counted(
         staff_id = await conn.fetchval(
             "INSERT INTO staff (tenant_id, display_name) VALUES ($1, 'Anna') RETURNING id", tenant
         )
-    gallery = Gallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
+    gallery = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
     await gallery.insert([GalleryRow(uuid.uuid4(), tenant, staff_id, PersonKind.STAFF, anna)])
     await gallery.close()
     before = await counts(db, world.tenant_id)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED, TenantWorld, load_function
-from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens.adapters.endpoints import Endpoints
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.onnx_models import load_models
 from visitlens.config import Settings
 from visitlens.identity.decisions import PersonKind
-from visitlens.stack.endpoints import Endpoints
+from visitlens.ports import GalleryRow
 from visitlens.vision.pipeline import FacePipeline
 from visitlens.vision.types import as_image
 
@@ -53,7 +54,7 @@ async def enrolled(
     face = max(pipeline.analyze(image, embed_unusable=True), key=lambda f: f.detection.score)
     assert face.embedding is not None
     customer = uuid.uuid4()
-    gallery = Gallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
+    gallery = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
     await gallery.insert(
         [
             GalleryRow(

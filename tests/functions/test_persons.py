@@ -17,12 +17,12 @@ from minio import Minio
 
 from tests.conftest import TenantWorld, function_clients, ok
 from tests.functions.test_ingest import T0, person, send, track_event, view_of
-from visitlens.adapters.gallery import Gallery
+from visitlens.adapters.endpoints import Endpoints
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.reports.stats import rematerialise
 from visitlens.stack import s3 as s3_stack
-from visitlens.stack.endpoints import Endpoints
 from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration
@@ -72,11 +72,11 @@ async def totals(db: Database, world: TenantWorld) -> tuple[int, int]:
     return int(visits), int(uniques)
 
 
-def gallery(endpoints: Endpoints, settings: Settings) -> Gallery:
-    return Gallery(endpoints.milvus_uri, settings.milvus, "sface-2021dec", 128)
+def gallery(endpoints: Endpoints, settings: Settings) -> MilvusGallery:
+    return MilvusGallery(endpoints.milvus_uri, settings.milvus, "sface-2021dec", 128)
 
 
-async def nearest(g: Gallery, world: TenantWorld, vector: np.ndarray) -> set[uuid.UUID]:
+async def nearest(g: MilvusGallery, world: TenantWorld, vector: np.ndarray) -> set[uuid.UUID]:
     await g.flush()
     hits = await g.search(uuid.UUID(world.tenant_id), vector[None, :].astype(np.float32), 5)
     return {h.person_id for h in hits[0] if h.similarity > 0.5}

@@ -16,11 +16,11 @@ from cloudevents.http import CloudEvent
 from minio import Minio
 
 from tests.conftest import TenantWorld, delivery, load_function, make_world
+from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.stack import s3 as s3_stack
-from visitlens.stack.endpoints import Endpoints
 from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration

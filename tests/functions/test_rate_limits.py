@@ -15,14 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.conftest import TenantWorld, make_world
+from visitlens import wiring
 from visitlens.adapters.postgres import Database
-from visitlens.api.routes import ROUTES
-from visitlens.api.services import ApiServices, lazy_api_services
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import HttpSettings, load_settings
 from visitlens.errors import RateLimited
+from visitlens.http.api.services import ApiServices
 from visitlens.http.ratelimit import LoginLimiter, RateLimiter
 from visitlens.http.router import Router
+from visitlens.http.routes.api import ROUTES
+from visitlens.lazy import Lazy
 from visitlens.stack.processes import free_port, tcp_open, wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,11 @@ pytestmark = pytest.mark.integration
 def client_with(limits: HttpSettings) -> httpx.AsyncClient:
     settings = load_settings()
     router: Router[ApiServices] = Router(
-        ROUTES, lazy_api_services(settings), lambda s: s.auth, 1_000_000, RateLimiter(limits)
+        ROUTES,
+        Lazy(lambda: wiring.api_services(settings)),
+        lambda s: s.auth,
+        1_000_000,
+        RateLimiter(limits),
     )
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
@@ -76,7 +82,11 @@ def api_with(**http: object) -> httpx.AsyncClient:
     """The api function's router on settings with these HTTP limits (one warm instance)."""
     settings = load_settings(http=http)
     router: Router[ApiServices] = Router(
-        ROUTES, lazy_api_services(settings), lambda s: s.auth, 1_000_000, RateLimiter(settings.http)
+        ROUTES,
+        Lazy(lambda: wiring.api_services(settings)),
+        lambda s: s.auth,
+        1_000_000,
+        RateLimiter(settings.http),
     )
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]

@@ -19,12 +19,12 @@ from minio import Minio
 
 from tests.conftest import SHARED, TenantWorld, function_clients, make_world, ok
 from tests.functions.test_ingest import T0, person, send, track_event
-from visitlens.adapters.gallery import Gallery
+from visitlens.adapters.endpoints import Endpoints
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.http.surface import all_routes
 from visitlens.reports.stats import drain_dirty
-from visitlens.stack.endpoints import Endpoints
 from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,12 @@ def body_for(model: str | None, ids: dict[str, str]) -> dict[str, Any] | None:
 
 
 async def dump_b(
-    db: Database, minio: Minio, settings: Settings, gallery: Gallery, b: TenantWorld, probe: Any
+    db: Database,
+    minio: Minio,
+    settings: Settings,
+    gallery: MilvusGallery,
+    b: TenantWorld,
+    probe: Any,
 ) -> tuple[Any, ...]:
     """Every row B owns (as text), every object under B's prefix, B's nearest gallery entries."""
     rows: dict[str, list[str]] = {}
@@ -170,7 +175,7 @@ async def test_tenant_a_cannot_touch_tenant_b_through_any_operation(
     minio_client: Minio,
 ) -> None:
     minio = minio_client
-    gallery = Gallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
+    gallery = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
     a = await make_world(db, api_client)
     b = await make_world(db, api_client)
     ids = await tenant_b(clients, b, minio, stack_settings)

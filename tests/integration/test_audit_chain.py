@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import TenantWorld
+from visitlens.adapters.endpoints import database_dsns
 from visitlens.config import Settings
 from visitlens.runtime.runner import function_env
-from visitlens.stack.endpoints import database_dsns
-from visitlens.tenancy.audit_chain import verify
+from visitlens.wiring import verify_audit_chains
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ async def test_chain_survives_concurrency_and_detects_edits_and_deletions(
     ))  # fmt: skip
     assert all(r.status_code == 201 for r in responses)
     owner_dsn, _ = database_dsns(stack_settings)
-    clean = chain_of(await verify(owner_dsn), world.tenant_id)
+    clean = chain_of(await verify_audit_chains(stack_settings), world.tenant_id)
     assert clean.problems == [] and clean.rows >= 12
 
     owner = await asyncpg.connect(owner_dsn)
@@ -46,14 +46,14 @@ async def test_chain_survives_concurrency_and_detects_edits_and_deletions(
                 "UPDATE audit_log SET details = '{\"forged\": true}' WHERE tenant_id = $1 AND seq = 3",
                 uuid.UUID(world.tenant_id),
             )
-        edited = chain_of(await verify(owner_dsn), world.tenant_id)
+        edited = chain_of(await verify_audit_chains(stack_settings), world.tenant_id)
         assert any(p.startswith("edited: seq 3") for p in edited.problems)
         async with owner.transaction():
             await owner.execute("SELECT set_config('app.tenant_id', $1, true)", world.tenant_id)
             await owner.execute(
                 "DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 5", uuid.UUID(world.tenant_id)
             )
-        deleted = chain_of(await verify(owner_dsn), world.tenant_id)
+        deleted = chain_of(await verify_audit_chains(stack_settings), world.tenant_id)
         assert any(p.startswith("missing: seq 5") for p in deleted.problems)
         # the operator's command says so too, with a non-zero exit
         result = await asyncio.to_thread(

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from visitlens.adapters.gallery import Gallery, GalleryRow, Hit
+from visitlens.adapters.endpoints import Endpoints
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import Settings
 from visitlens.errors import Forbidden, InvalidInput
 from visitlens.identity.decisions import PersonKind
-from visitlens.stack.endpoints import Endpoints
+from visitlens.ports import GalleryRow, Hit
 
 pytestmark = pytest.mark.integration
 rng = np.random.default_rng(11)
@@ -28,13 +29,15 @@ def unit(n: int, dim: int = 128) -> np.ndarray:
 
 
 @pytest.fixture
-async def gallery(stack_settings: Settings, endpoints: Endpoints) -> AsyncIterator[Gallery]:
-    g = Gallery(endpoints.milvus_uri, stack_settings.milvus, f"test-{uuid.uuid4().hex[:8]}", 128)
+async def gallery(stack_settings: Settings, endpoints: Endpoints) -> AsyncIterator[MilvusGallery]:
+    g = MilvusGallery(
+        endpoints.milvus_uri, stack_settings.milvus, f"test-{uuid.uuid4().hex[:8]}", 128
+    )
     yield g
     await g.close()
 
 
-async def test_search_never_leaves_the_tenant(gallery: Gallery) -> None:
+async def test_search_never_leaves_the_tenant(gallery: MilvusGallery) -> None:
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     vectors = unit(40)
     people = [uuid.uuid4() for _ in range(40)]
@@ -63,7 +66,7 @@ async def test_search_never_leaves_the_tenant(gallery: Gallery) -> None:
 
 
 async def test_embedding_spaces_never_mix(
-    gallery: Gallery, stack_settings: Settings, endpoints: Endpoints
+    gallery: MilvusGallery, stack_settings: Settings, endpoints: Endpoints
 ) -> None:
     tenant = uuid.uuid4()
     with pytest.raises(InvalidInput):
@@ -74,14 +77,14 @@ async def test_embedding_spaces_never_mix(
     await gallery.insert(
         [GalleryRow(uuid.uuid4(), tenant, uuid.uuid4(), PersonKind.CUSTOMER, unit(1)[0])]
     )
-    same_name_other_dim = Gallery(
+    same_name_other_dim = MilvusGallery(
         endpoints.milvus_uri, stack_settings.milvus, gallery.model_id, 512
     )
     with pytest.raises(InvalidInput, match="128-D"):
         await same_name_other_dim.client()
 
 
-async def test_global_search_is_for_system_admins(gallery: Gallery) -> None:
+async def test_global_search_is_for_system_admins(gallery: MilvusGallery) -> None:
     admin = Principal(uuid.uuid4(), PrincipalKind.USER, Role.TENANT_ADMIN, uuid.uuid4())
     with pytest.raises(Forbidden):
         await gallery.global_search(admin, unit(1), 5)
@@ -89,7 +92,7 @@ async def test_global_search_is_for_system_admins(gallery: Gallery) -> None:
     assert await gallery.global_search(root, unit(1), 5) == [[]]
 
 
-async def test_coalesced_searches_keep_tenants_apart(gallery: Gallery) -> None:
+async def test_coalesced_searches_keep_tenants_apart(gallery: MilvusGallery) -> None:
     tenants = [uuid.uuid4(), uuid.uuid4()]
     vectors = unit(60)
     people = [uuid.uuid4() for _ in range(60)]

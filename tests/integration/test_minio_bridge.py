@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from visitlens.config import EventAuthSettings
-from visitlens.runtime.minio_bridge import create_app
+from visitlens.http.minio_bridge import create_app
 from visitlens.stack.processes import free_port
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.config import Settings
 from visitlens.db.migrate import auth_role
 from visitlens.errors import Forbidden
-from visitlens.stack.endpoints import Endpoints
 from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from visitlens.adapters.endpoints import Endpoints
 from visitlens.config import Environment, Settings, StackSettings
 from visitlens.errors import StackError
 from visitlens.stack import manager, s3
-from visitlens.stack.endpoints import Endpoints
 from visitlens.stack.processes import find_binary, free_port
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,10 @@ import pytest
 from pymilvus import MilvusClient
 from pymilvus.client.constants import ConsistencyLevel
 
-from visitlens.adapters.gallery import CONSISTENCY, Gallery, GalleryRow
+from visitlens.adapters.gallery import CONSISTENCY, MilvusGallery
 from visitlens.config import MilvusSettings
 from visitlens.identity.decisions import PersonKind
+from visitlens.ports import GalleryRow
 
 pytestmark = pytest.mark.integration
 rng = np.random.default_rng(23)
@@ -29,10 +30,10 @@ def unit(n: int) -> np.ndarray:
 
 
 @pytest.fixture
-async def gallery(milvus_server_uri: str) -> AsyncIterator[Gallery]:
+async def gallery(milvus_server_uri: str) -> AsyncIterator[MilvusGallery]:
     # a server seals its own segments: no client-side flushes
     settings = MilvusSettings(uri=milvus_server_uri, flush_after_inserts=0)
-    g = Gallery(milvus_server_uri, settings, f"srv-{uuid.uuid4().hex[:8]}", DIM)
+    g = MilvusGallery(milvus_server_uri, settings, f"srv-{uuid.uuid4().hex[:8]}", DIM)
     yield g
     await g.close()
 
@@ -45,7 +46,7 @@ def rows_of(tenant: uuid.UUID, people: list[uuid.UUID], vectors: np.ndarray) -> 
 
 
 async def test_collection_has_tenant_partition_key_and_bounded_consistency(
-    gallery: Gallery, milvus_server_uri: str
+    gallery: MilvusGallery, milvus_server_uri: str
 ) -> None:
     await gallery.client()
     sync = MilvusClient(uri=milvus_server_uri)
@@ -61,7 +62,7 @@ async def test_collection_has_tenant_partition_key_and_bounded_consistency(
 
 
 async def test_a_view_is_found_by_the_very_next_search(
-    gallery: Gallery, milvus_server_uri: str
+    gallery: MilvusGallery, milvus_server_uri: str
 ) -> None:
     """Ingest inserts a new person's views and the next pass must find them: at once on the
     instance that wrote them (without waiting for a time tick), within the server's graceful
@@ -78,7 +79,7 @@ async def test_a_view_is_found_by_the_very_next_search(
     assert len(hits[0]) == 3  # the server's own hits are still there, each view once
     assert len({h.view_id for h in hits[0]}) == 3
 
-    other = Gallery(milvus_server_uri, gallery._settings, gallery.model_id, DIM)
+    other = MilvusGallery(milvus_server_uri, gallery._settings, gallery.model_id, DIM)
     try:
         deadline = asyncio.get_running_loop().time() + 6.0  # the graceful time is 5 s
         while [h.view_id for h in (await other.search(tenant, vector, top_k=1))[0]] != [
@@ -90,7 +91,7 @@ async def test_a_view_is_found_by_the_very_next_search(
         await other.close()
 
 
-async def test_tenant_filtered_multi_vector_search(gallery: Gallery) -> None:
+async def test_tenant_filtered_multi_vector_search(gallery: MilvusGallery) -> None:
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     vectors = unit(60)
     people = [uuid.uuid4() for _ in range(60)]
@@ -105,7 +106,9 @@ async def test_tenant_filtered_multi_vector_search(gallery: Gallery) -> None:
     assert all(len(per) == 10 for per in crossed)
 
 
-async def test_deletes_by_filter_report_counts_and_stay_in_the_tenant(gallery: Gallery) -> None:
+async def test_deletes_by_filter_report_counts_and_stay_in_the_tenant(
+    gallery: MilvusGallery,
+) -> None:
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     person = uuid.uuid4()
     vectors = unit(4)

@@ -1,19 +1,17 @@
-"""A function's main.py (what its image runs) never imports the local dev tooling: the gateway and
-runner of `make dev`, the demos, the e2e driver, the benchmarks, the deployment renderer. (The
-packages below them are held to the same by an import-linter contract in `make lint`; main.py
+"""Each function's main.py (what its image runs) is a thin entry point: it imports the composition
+root and the framework's decorator, nothing of the product's inner layers and nothing of the dev
+tooling. (Packages are held to their layers by the import-linter contracts in `make lint`; main.py
 files are not in a package, so they are checked here.)"""
 
 from __future__ import annotations
 
 import ast
 
+import yaml
+
 from tests.conftest import REPO
 
-DEV_TOOLING = (
-    "visitlens.runtime.gateway", "visitlens.runtime.runner", "visitlens.demo",
-    "visitlens.edge_demo", "visitlens.e2e", "visitlens.bench", "visitlens.deploy",
-    "visitlens.stack.manager",
-)  # fmt: skip
+ALLOWED = {"__future__", "functions_framework.aio", "starlette.requests", "starlette.responses"}
 
 
 def imported(path: str) -> set[str]:
@@ -23,13 +21,28 @@ def imported(path: str) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" if node.module == "visitlens" else node.module
+                      for a in node.names}  # fmt: skip
     return names
 
 
-def test_no_function_imports_dev_tooling() -> None:
+def test_every_main_imports_only_the_composition_root() -> None:
     mains = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "functions").glob("*/main.py"))
     assert len(mains) == 8
     for main in mains:
-        bad = {n for n in imported(main) if n.startswith(DEV_TOOLING)}
-        assert not bad, f"{main} imports {bad}"
+        outside = imported(main) - ALLOWED - {"visitlens.wiring"}
+        assert not outside, f"{main} imports {outside}: compose in visitlens.wiring instead"
+        assert "visitlens.wiring" in imported(main)
+
+
+def test_every_function_is_wired_under_its_declared_name_and_target() -> None:
+    from visitlens.wiring import FUNCTIONS
+
+    declared = {}
+    for spec in sorted((REPO / "functions").glob("*/function.yaml")):
+        data = yaml.safe_load(spec.read_text())
+        declared[data["name"]] = data["target"]
+        main = (spec.parent / "main.py").read_text()
+        assert f'wiring.function("{data["name"]}")' in main
+        assert f"async def {data['target']}(request: Request)" in main
+    assert set(declared) == set(FUNCTIONS)

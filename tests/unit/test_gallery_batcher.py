@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from visitlens.adapters.gallery import Gallery
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.config import MilvusSettings
 from visitlens.errors import TransientError
 
@@ -34,7 +34,7 @@ class FlakyMilvus:
 
 
 async def test_a_failed_search_does_not_stop_the_batcher() -> None:
-    gallery = Gallery("http://127.0.0.1:9", MilvusSettings(search_batch_window_ms=2), "m", 4)
+    gallery = MilvusGallery("http://127.0.0.1:9", MilvusSettings(search_batch_window_ms=2), "m", 4)
     person, view = uuid.uuid4(), uuid.uuid4()
     gallery._client = FlakyMilvus(person, view)
     probe = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
@@ -53,11 +53,12 @@ def test_recent_views_are_forgotten_for_every_tenant() -> None:
 
     import numpy as np
 
-    from visitlens.adapters.gallery import RECENT_S, Gallery, GalleryRow
+    from visitlens.adapters.gallery import RECENT_S, MilvusGallery
     from visitlens.config import MilvusSettings
     from visitlens.identity.decisions import PersonKind
+    from visitlens.ports import GalleryRow
 
-    gallery = Gallery("http://127.0.0.1:1", MilvusSettings(), "m", 4)
+    gallery = MilvusGallery("http://127.0.0.1:1", MilvusSettings(), "m", 4)
     old, fresh = uuid.uuid4(), uuid.uuid4()
     vector = np.array([1, 0, 0, 0], np.float32)
     row = GalleryRow(uuid.uuid4(), old, uuid.uuid4(), PersonKind.CUSTOMER, vector)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from visitlens.api.routes import ROUTES
 from visitlens.errors import ConfigurationError, InvalidInput, MethodNotAllowed, NotFound
-from visitlens.http.pagination import decode_cursor, encode_cursor
 from visitlens.http.problems import from_validation_error, problem_response
 from visitlens.http.router import Router
+from visitlens.http.routes.api import ROUTES
 from visitlens.http.surface import EVENT_ROUTES, all_routes, openapi_document
+from visitlens.pagination import decode_cursor, encode_cursor
 from visitlens.runtime.gateway import _bucket_matches
 from visitlens.runtime.spec import BucketTrigger, discover, load
 

@@ -12,7 +12,6 @@ audience. The verifier is the same code in both cases.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -128,29 +127,6 @@ def _bearer(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("expected 'Authorization: Bearer <token>'")
     return token.strip()
-
-
-def shared_token_matches(authorization: str | None, expected: str) -> bool:
-    """A static webhook token (MinIO's ``auth_token``), with or without the ``Bearer`` scheme,
-    compared in constant time."""
-    if not authorization or not expected:
-        return False
-    offered = authorization.strip()
-    if offered.lower().startswith("bearer "):
-        offered = offered[7:].strip()
-    return hmac.compare_digest(offered.encode(), expected.encode())
-
-
-def read_token_file(path: Path | None) -> str | None:
-    """A token mounted as a file (a projected service-account token is rotated by the kubelet,
-    so it is read at each use)."""
-    if path is None:
-        return None
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        logger.warning("token file %s unreadable", path.name)
-        return None
 
 
 class EventTokenIssuer:

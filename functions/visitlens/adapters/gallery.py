@@ -1,7 +1,7 @@
 """The tenant gallery in Milvus: one collection per embedding model, tenant as the partition key.
 
 Every search and delete carries ``tenant_id == "<tenant>"``; the only search without it is
-:meth:`Gallery.global_search`, which demands a system-admin principal. Embeddings of different
+:meth:`MilvusGallery.global_search`, which demands a system-admin principal. Embeddings of different
 models never meet: the collection is chosen by model id and its dimension is checked.
 """
 
@@ -22,10 +22,11 @@ from pymilvus.exceptions import MilvusException
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from visitlens.auth.principal import Principal
-from visitlens.config import MilvusSettings, Settings
+from visitlens.config import MilvusSettings
 from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
-from visitlens.identity.decisions import Candidate, PersonKind
+from visitlens.identity.decisions import PersonKind
 from visitlens.metrics import GALLERY_SEARCH
+from visitlens.ports import GalleryRow, Hit
 from visitlens.vision.types import Floats
 
 logger = logging.getLogger(__name__)
@@ -62,26 +63,6 @@ def _tenant_filter(tenant_id: UUID) -> str:
     return f'tenant_id == "{UUID(str(tenant_id))}"'
 
 
-@dataclass(frozen=True, slots=True)
-class GalleryRow:
-    view_id: UUID
-    tenant_id: UUID
-    person_id: UUID
-    kind: PersonKind
-    embedding: Floats
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    view_id: UUID
-    person_id: UUID
-    kind: PersonKind
-    similarity: float
-
-    def candidate(self) -> Candidate:
-        return Candidate(self.person_id, self.kind, self.similarity)
-
-
 @dataclass(slots=True)
 class _Pending:
     expression: str
@@ -90,8 +71,8 @@ class _Pending:
     future: asyncio.Future[list[list[Hit]]]
 
 
-class Gallery:
-    """Async access to the gallery of one embedding model; one client per warm instance.
+class MilvusGallery:
+    """The :class:`visitlens.ports.Gallery` of one embedding model in Milvus; one client per warm instance.
 
     Searches are coalesced: requests with the same filter that arrive within
     ``search_batch_window_ms`` of each other go to Milvus as one multi-vector call.
@@ -110,15 +91,6 @@ class Gallery:
         self._unflushed = 0
         self._flushing: asyncio.Task[None] | None = None
         self._recent: dict[UUID, deque[tuple[float, GalleryRow]]] = {}
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> Gallery:
-        """The gallery of the configured recogniser's embedding space."""
-        from visitlens.adapters.onnx_models import embedding_space
-        from visitlens.stack.endpoints import milvus_uri
-
-        model_id, dim = embedding_space(settings)
-        return cls(milvus_uri(settings), settings.milvus, model_id, dim)
 
     async def ping(self) -> None:
         """Milvus answers and the collection is there (a readiness check)."""

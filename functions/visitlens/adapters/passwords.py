@@ -10,12 +10,15 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from visitlens.validation import MIN_PASSWORD_LENGTH
+
+__all__ = ["MIN_PASSWORD_LENGTH", "OffLoopHasher", "hash_password", "verify_password"]
+
 _HASHER = PasswordHasher()
 
 # Verified against when the user does not exist, so timing does not reveal which e-mails exist.
 _DUMMY_HASH = _HASHER.hash("visitlens-timing-equaliser")
 
-MIN_PASSWORD_LENGTH = 12
 T = TypeVar("T")
 
 
@@ -50,3 +53,6 @@ class OffLoopHasher:
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(self._run, hash_password, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return needs_rehash(password_hash)

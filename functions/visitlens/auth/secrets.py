@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from visitlens.errors import Unauthenticated
+
+logger = logging.getLogger(__name__)
 
 API_KEY_KIND = "vlk"
 REFRESH_KIND = "vlr"
@@ -55,3 +59,26 @@ def parse(value: str, kind: str) -> OpaqueCredential:
     if len(parts) != 3 or parts[0] != kind or not parts[1] or not parts[2]:
         raise Unauthenticated(f"malformed {'API key' if kind == API_KEY_KIND else 'token'}")
     return OpaqueCredential(parts[0], parts[1], parts[2])
+
+
+def shared_token_matches(authorization: str | None, expected: str) -> bool:
+    """A static webhook token (MinIO's ``auth_token``), with or without the ``Bearer`` scheme,
+    compared in constant time."""
+    if not authorization or not expected:
+        return False
+    offered = authorization.strip()
+    if offered.lower().startswith("bearer "):
+        offered = offered[7:].strip()
+    return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def read_token_file(path: Path | None) -> str | None:
+    """A token mounted as a file (a projected service-account token is rotated by the kubelet,
+    so it is read at each use)."""
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        logger.warning("token file %s unreadable", path.name)
+        return None

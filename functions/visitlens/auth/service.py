@@ -14,13 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from visitlens.adapters.jwt_keys import KeyRing
-from visitlens.adapters.passwords import OffLoopHasher, needs_rehash
-from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth import secrets as opaque
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import AuthSettings
 from visitlens.errors import Unauthenticated
+from visitlens.ports import Connection, PasswordHasher, Row, TokenCodec, Transactions
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
@@ -40,15 +38,15 @@ class TokenGrant:
 class AuthService:
     def __init__(
         self,
-        db: Database,
-        keys: KeyRing,
+        db: Transactions,
+        keys: TokenCodec,
         settings: AuthSettings,
-        hasher: OffLoopHasher | None = None,
+        hasher: PasswordHasher,
     ) -> None:
         self._db = db
         self._keys = keys
         self._settings = settings
-        self._hasher = hasher or OffLoopHasher(2)
+        self._hasher = hasher
 
     async def hash_password(self, password: str) -> str:
         """An argon2id hash, computed off the event loop."""
@@ -126,7 +124,7 @@ class AuthService:
         family = uuid.uuid4()
         async with self._db.transaction(principal.db_scope(principal.tenant_id)) as conn:
             await conn.execute("UPDATE users SET last_login_at = now() WHERE id = $1", row["id"])
-            if needs_rehash(row["password_hash"]):
+            if self._hasher.needs_rehash(row["password_hash"]):
                 await conn.execute(
                     "UPDATE users SET password_hash = $2 WHERE id = $1",
                     row["id"],
@@ -229,7 +227,7 @@ class AuthService:
         return str(credential)
 
 
-def _user_principal(row: Record) -> Principal:
+def _user_principal(row: Row) -> Principal:
     return Principal(
         subject=row["id"],
         kind=PrincipalKind.USER,

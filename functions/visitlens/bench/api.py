@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
+from visitlens.adapters.endpoints import resolve
 from visitlens.bench.report import percentiles, time_async
 from visitlens.config import Settings
 from visitlens.runtime.spec import FUNCTIONS_DIR
-from visitlens.stack.endpoints import resolve
-from visitlens.tenancy.bootstrap import create_system_admin
+from visitlens.wiring import create_system_admin
 
 RUNS = 200
 PASSWORD = "benchmark-password-123"  # noqa: S105 - a throw-away account

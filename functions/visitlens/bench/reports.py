@@ -17,11 +17,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from visitlens.adapters.endpoints import database_dsns, resolve
 from visitlens.bench.report import percentiles, time_async
 from visitlens.config import Settings
 from visitlens.runtime.spec import FUNCTIONS_DIR
-from visitlens.stack.endpoints import database_dsns, resolve
-from visitlens.tenancy.bootstrap import create_system_admin
+from visitlens.wiring import create_system_admin
 
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC", "Australia/Sydney"]
 YEAR_START = date(2025, 1, 1)

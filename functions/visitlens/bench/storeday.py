@@ -150,7 +150,7 @@ class Embedder:
 async def run_scenario(
     settings: Settings, scenario: Scenario, embedder: Embedder, apps: dict[str, Any]
 ) -> dict[str, Any]:
-    from visitlens.tenancy.bootstrap import create_system_admin
+    from visitlens.wiring import create_system_admin
     from visitlens_edge import events
     from visitlens_edge.tracking import Finished, Shot, Track
 
@@ -330,9 +330,9 @@ def score(scenario: Scenario, no_face: int, reported: int, listed: int) -> dict[
 async def run(settings: Settings) -> dict[str, Any]:
     from functions_framework.aio import create_asgi_app
 
+    from visitlens.adapters.endpoints import resolve
     from visitlens.bench.lfw import faces_dir
     from visitlens.runtime.runner import local_issuer
-    from visitlens.stack.endpoints import resolve
 
     seed = int(os.environ.get("VISITLENS_BENCH_SEED", "20261130"))
     os.environ.update(resolve(settings).environment())

@@ -34,14 +34,16 @@ import numpy as np
 from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent
 
-from visitlens.adapters.gallery import Gallery, GalleryRow
+from visitlens import wiring
+from visitlens.adapters.endpoints import resolve
+from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.bench.report import percentiles
 from visitlens.config import Settings
 from visitlens.identity.decisions import PersonKind
+from visitlens.ports import GalleryRow
 from visitlens.runtime.runner import function_env
 from visitlens.runtime.spec import FUNCTIONS_DIR
-from visitlens.stack.endpoints import resolve
 from visitlens.stack.processes import free_port, spawn, tcp_open, terminate, wait_until
 from visitlens.tenancy.scope import DbScope
 
@@ -81,9 +83,7 @@ class World:
 async def _seed(settings: Settings, stored: int, rng: np.random.Generator, server: bool) -> World:
     """A tenant with four sites (a camera and a worker API key each) and ``stored`` gallery views
     of stored/5 people, in PostgreSQL and in the gallery, indexed before anything is timed."""
-    from visitlens.adapters.jwt_keys import KeyRing
     from visitlens.auth import secrets as opaque
-    from visitlens.auth.service import AuthService
 
     endpoints = resolve(settings)
     db = Database(endpoints.app_dsn, settings.database)
@@ -137,7 +137,7 @@ async def _seed(settings: Settings, stored: int, rng: np.random.Generator, serve
                 [person_ids[i // VIEWS_PER_PERSON] for i in range(lo, hi)], DIM,
                 [vectors[i].astype("<f4").tobytes() for i in range(lo, hi)], MODEL,
             )  # fmt: skip
-    gallery = Gallery(endpoints.milvus_uri, settings.milvus, MODEL, DIM)
+    gallery = MilvusGallery(endpoints.milvus_uri, settings.milvus, MODEL, DIM)
     started = time.monotonic()
     for lo in range(0, len(view_ids), 5000):
         rows = [
@@ -153,8 +153,7 @@ async def _seed(settings: Settings, stored: int, rng: np.random.Generator, serve
     if server:
         await asyncio.to_thread(_wait_indexed, endpoints.milvus_uri, gallery.collection)
     index_s = time.monotonic() - started
-    auth = AuthService(db, KeyRing.load(settings.keys_dir, settings.auth, settings.env),
-                       settings.auth)  # fmt: skip
+    _, auth = wiring.auth(settings, db)
     tokens = [(await auth.grant_api_key(key)).access_token for key in keys]
     await db.close()
     return World(tenant, sites, cameras, keys, tokens, identities,

@@ -8,7 +8,8 @@ import hashlib
 import json
 import logging
 import re
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 from cloudevents.conversion import to_binary
@@ -23,7 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from visitlens.adapters.event_tokens import read_token_file
+from visitlens.auth.secrets import read_token_file
 from visitlens.config import EventAuthSettings
 from visitlens.contracts import PING_TYPE, EventType
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
@@ -193,6 +194,22 @@ async def publish_all(
                 continue
             published += 1
     return published
+
+
+class DeliveryVerifier(Protocol):
+    """Checks the token a Broker, PingSource or bucket bridge presents with a delivery."""
+
+    def verify(self, authorization: str | None) -> Mapping[str, Any]: ...
+
+
+class BrokerPublisher:
+    """:class:`visitlens.ports.EventPublisher` onto the sink (``K_SINK``) over HTTP."""
+
+    def __init__(self, settings: EventAuthSettings) -> None:
+        self._settings = settings
+
+    async def publish(self, events: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
+        await publish_all(self._settings, [(dict(a), dict(d)) for a, d in events])
 
 
 def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:

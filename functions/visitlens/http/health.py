@@ -9,12 +9,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from minio import Minio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from visitlens.adapters.postgres import Database
 from visitlens.metrics import note_route
+from visitlens.ports import ObjectStore, Transactions
 
 logger = logging.getLogger(__name__)
 READY_PATH = "/readyz"
@@ -22,16 +21,16 @@ LIVE_PATH = "/healthz"
 Check = Callable[[], Awaitable[None]]
 
 
-def database(db: Database) -> Check:
+def database(db: Transactions) -> Check:
     async def check() -> None:
         await db.fetchval_unscoped("SELECT 1")
 
     return check
 
 
-def bucket(store: Minio, name: str) -> Check:
+def bucket(store: ObjectStore, name: str) -> Check:
     async def check() -> None:
-        if not await asyncio.to_thread(store.bucket_exists, name):
+        if not await store.bucket_exists(name):
             raise LookupError(name)
 
     return check

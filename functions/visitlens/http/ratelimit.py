@@ -30,9 +30,12 @@ def _storage(uri: str) -> Any:
 class RateLimiter:
     def __init__(self, settings: HttpSettings) -> None:
         self._limiter = MovingWindowRateLimiter(_storage(settings.rate_limit_storage))
-        self._tenant = parse(settings.rate_limit_tenant) if settings.rate_limit_tenant else None
-        self._key = parse(settings.rate_limit_api_key) if settings.rate_limit_api_key else None
-        self._overrides = {t: parse(v) for t, v in settings.rate_limit_tenants.items()}
+        self._tenant = _rate("rate_limit_tenant", settings.rate_limit_tenant)
+        self._key = _rate("rate_limit_api_key", settings.rate_limit_api_key)
+        self._overrides = {
+            t: _required_rate("rate_limit_tenants", v)
+            for t, v in settings.rate_limit_tenants.items()
+        }
 
     async def check(self, principal: Principal) -> None:
         """Count this request; 429 (with the seconds to wait) when a limit is exceeded."""
@@ -65,8 +68,12 @@ class LoginLimiter:
 
     def __init__(self, settings: HttpSettings) -> None:
         self._limiter = MovingWindowRateLimiter(_storage(settings.rate_limit_storage))
-        self._account = parse(settings.rate_limit_login_account)
-        self._address = parse(settings.rate_limit_login_address)
+        self._account = _required_rate(
+            "rate_limit_login_account", settings.rate_limit_login_account
+        )
+        self._address = _required_rate(
+            "rate_limit_login_address", settings.rate_limit_login_address
+        )
         self._trusted = frozenset(settings.trusted_proxies)
 
     def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
@@ -87,3 +94,20 @@ class LoginLimiter:
             await hit(
                 self._limiter, self._account, "login_account", account.lower(), "this account"
             )
+
+
+def _rate(setting: str, value: str | None) -> RateLimitItem | None:
+    """A limit like ``600/minute`` (the limits library's notation); a clear error at start-up
+    naming the setting otherwise."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"VISITLENS_HTTP__{setting.upper()}: {exc}") from exc
+
+
+def _required_rate(setting: str, value: str) -> RateLimitItem:
+    rate = _rate(setting, value)
+    assert rate is not None
+    return rate

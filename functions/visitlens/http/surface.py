@@ -12,11 +12,11 @@ from visitlens.http.router import Route
 
 
 def all_routes() -> list[Route]:
-    from visitlens.api.routes import ROUTES as API
-    from visitlens.identity.match_routes import ROUTES as MATCH
-    from visitlens.persons.routes import ERASE_ROUTES, MERGE_ROUTES
-    from visitlens.reports.aggregate import ROUTES as AGGREGATE
-    from visitlens.staff.routes import ROUTES as STAFF
+    from visitlens.http.routes.aggregate import ROUTES as AGGREGATE
+    from visitlens.http.routes.api import ROUTES as API
+    from visitlens.http.routes.match import ROUTES as MATCH
+    from visitlens.http.routes.persons import ERASE_ROUTES, MERGE_ROUTES
+    from visitlens.http.routes.staff import ROUTES as STAFF
 
     return [*API, *MATCH, *STAFF, *MERGE_ROUTES, *ERASE_ROUTES, *AGGREGATE]
 

@@ -12,16 +12,15 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID
 
 import numpy as np
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
-from visitlens.adapters.gallery import Gallery, GalleryRow
-from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth.principal import Principal, Role
 from visitlens.config import IdentitySettings
 from visitlens.contracts import (
@@ -41,11 +40,12 @@ from visitlens.identity.decisions import (
     Thresholds,
     View,
     VisitAction,
+    VisitChange,
     choose_views,
     decide,
     visit_change,
 )
-from visitlens.reports.stats import mark_dirty
+from visitlens.ports import Clock, Gallery, GalleryRow
 from visitlens.tenancy.object_keys import require_camera_key
 from visitlens.tenancy.scope import DbScope
 from visitlens.vision.demographics import person_demographics, signed_evidence
@@ -146,6 +146,110 @@ class IngestResult:
     replayed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CameraSite:
+    """A camera's site and the site's and tenant's settings ingest needs."""
+
+    site_id: UUID
+    visit_window_s: int
+    replay_horizon_days: int
+    demographics_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSighting:
+    """What an event already made (its sighting), for the answer to a replay."""
+
+    sighting_id: UUID
+    decision: str
+    customer_id: UUID | None
+    staff_id: UUID | None
+    similarity: float | None
+    digest: bytes | None
+    visit: VisitOutcome | None
+
+
+class IngestUnit(Protocol):
+    """The port of ingest's unit of work: everything one transaction reads and writes.
+
+    All of a unit commits or none of it does; ``savepoint`` nests a unit that can fail alone."""
+
+    def savepoint(self) -> AbstractAsyncContextManager[Any]: ...
+    async def stored_results(
+        self, tenant_id: UUID, keys: Sequence[EventKey]
+    ) -> dict[tuple[str, str], StoredSighting]:
+        """The sightings these events already made, by (source, id)."""
+        ...
+
+    async def cameras(self, camera_ids: set[UUID]) -> dict[UUID, CameraSite]: ...
+    async def busy_people(
+        self, tracks: Sequence[Track], max_pass: timedelta
+    ) -> list[frozenset[UUID]]:
+        """Per track: people seen at its camera by another track during its time."""
+        ...
+
+    async def existing_people(self, people: set[UUID]) -> set[UUID]:
+        """Those of ``people`` who are still a customer or an active staff member."""
+        ...
+
+    async def gallery_sizes(self) -> tuple[int, int]:
+        """Stored views of (customers, staff)."""
+        ...
+
+    async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:
+        """The new sighting's id; None if the event's sighting exists already."""
+        ...
+
+    async def set_sighting_staff(self, sighting_id: UUID, staff_id: UUID) -> None: ...
+    async def add_customer(self, track: Track) -> UUID: ...
+    async def lock_customer(
+        self, customer_id: UUID, site_id: UUID
+    ) -> tuple[bool, OpenVisit | None]:
+        """Locks the customer (every change to their visits is serialised); whether they exist,
+        and their latest visit at the site."""
+        ...
+
+    async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
+        """The customer's visit count after it."""
+        ...
+
+    async def open_visit(
+        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
+    ) -> tuple[UUID, int]:
+        """The new visit's id and the customer's visit count."""
+        ...
+
+    async def link_sighting(
+        self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool
+    ) -> None: ...
+    async def customer_views(self, customer_id: UUID) -> list[View]: ...
+    async def add_views(
+        self, track: Track, customer_id: UUID, views: Sequence[tuple[UUID, Shot]]
+    ) -> None: ...
+    async def remove_views(self, view_ids: Sequence[UUID]) -> None: ...
+    async def add_demographics(
+        self,
+        sighting_id: UUID,
+        customer_id: UUID,
+        estimate: DemographicsEstimate,
+        evidence: float,
+    ) -> tuple[float, dict[str, int]]:
+        """The sighting's estimate kept, the customer's evidence grown: their gender score and
+        age-band votes after it."""
+        ...
+
+    async def set_customer_demographics(
+        self, customer_id: UUID, gender: str | None, band: str | None
+    ) -> None: ...
+    async def mark_dirty(self, site_id: UUID, instants: Sequence[datetime]) -> None:
+        """The report hours of ``instants`` at the site are stale (the aggregate outbox)."""
+        ...
+
+
+class IngestStore(Protocol):
+    def unit(self, scope: DbScope) -> AbstractAsyncContextManager[IngestUnit]: ...
+
+
 def check_times(track: Track, now: datetime, settings: IdentitySettings) -> None:
     """A pass may not end in the future (beyond the allowed clock skew) nor last longer than
     ``max_pass_s``: either would corrupt dwell times and hourly counts."""
@@ -177,10 +281,13 @@ def expected_source(track: Track) -> str:
 
 
 class IngestService:
-    def __init__(self, db: Database, gallery: Gallery, settings: IdentitySettings) -> None:
-        self._db = db
+    def __init__(
+        self, store: IngestStore, gallery: Gallery, settings: IdentitySettings, clock: Clock
+    ) -> None:
+        self._store = store
         self._gallery = gallery
         self._settings = settings
+        self._clock = clock
         self._gallery_sizes: dict[UUID, tuple[float, int, Thresholds]] = {}
 
     def check(
@@ -196,7 +303,7 @@ class IngestService:
                 f"source must be {expected_source(track)} for this tenant, site and camera",
                 field="source",
             )
-        check_times(track, now or datetime.now(UTC), self._settings)
+        check_times(track, now or self._clock.now(), self._settings)
         if track.snapshot_key is not None:
             require_camera_key(
                 track.snapshot_key, track.tenant_id, track.site_id, track.camera_id,
@@ -224,7 +331,7 @@ class IngestService:
         nothing; a transient failure (database, gallery) raises and nothing of the batch counts,
         so the sender retries it whole (replays count nothing twice)."""
         outcomes: list[IngestResult | VisitlensError | None] = [None] * len(items)
-        now = datetime.now(UTC)
+        now = self._clock.now()
         by_tenant: dict[UUID, list[int]] = {}
         for i, item in enumerate(items):
             try:
@@ -254,9 +361,9 @@ class IngestService:
         now: datetime,
     ) -> None:
         scope = principal.db_scope(tenant_id)
-        async with self._db.transaction(scope) as conn:
-            stored = await _stored_results(conn, tenant_id, [items[i].key for i in indices])
-            cameras = await _cameras(conn, {items[i].track.camera_id for i in indices})
+        async with self._store.unit(scope) as unit:
+            stored = await unit.stored_results(tenant_id, [items[i].key for i in indices])
+            cameras = await unit.cameras({items[i].track.camera_id for i in indices})
             todo: list[int] = []
             for i in indices:
                 key, track = items[i].key, items[i].track
@@ -266,31 +373,31 @@ class IngestService:
                         outcomes[i] = replay
                         continue
                     site = cameras.get(track.camera_id)
-                    if site is None or site["site_id"] != track.site_id:
+                    if site is None or site.site_id != track.site_id:
                         raise InvalidInput("unknown camera at this site", field="data.camera_id")
-                    check_horizon(track, now, site["replay_horizon_days"])
+                    check_horizon(track, now, site.replay_horizon_days)
                 except VisitlensError as error:
                     outcomes[i] = error
                     continue
                 todo.append(i)
             if not todo:
                 return
-            busy = await _busy_people(
-                conn, [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
+            busy = await unit.busy_people(
+                [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
             )
+            thresholds = await self._thresholds(tenant_id, unit)
 
         searched = await self._search([items[i].track for i in todo])
-        thresholds = await self._thresholds(tenant_id, scope)
         batch = _BatchMemory()
         new_views: list[GalleryRow] = []
         dropped: list[UUID] = []
         dirty: list[tuple[UUID, datetime]] = []
         logged: list[tuple[int, Decision, int, int]] = []
         try:
-            async with self._db.transaction(scope) as conn:
+            async with self._store.unit(scope) as unit:
                 # gallery hits whose person still exists (vectors outlive an aborted write or an
                 # erasure), read under this transaction's snapshot
-                alive = await _existing_people(conn, searched.people)
+                alive = await unit.existing_people(searched.people)
                 for n, i in enumerate(todo):
                     key, track = items[i].key, items[i].track
                     if track.staff_by_edge:
@@ -305,9 +412,9 @@ class IngestService:
                     marks = (len(new_views), len(dropped), len(dirty))
                     try:
                         # a savepoint: a refusal undoes only its own event (alone: the whole)
-                        async with conn.transaction() if len(todo) > 1 else nullcontext():
+                        async with unit.savepoint() if len(todo) > 1 else nullcontext():
                             result = await self._record(
-                                conn, key, track, decision, cameras[track.camera_id],
+                                unit, key, track, decision, cameras[track.camera_id],
                                 new_views, dropped, dirty,
                             )  # fmt: skip
                     except VisitlensError as error:
@@ -322,7 +429,7 @@ class IngestService:
                         logged.append(
                             (i, decision, len(new_views) - marks[0], len(dropped) - marks[1])
                         )
-                await _mark_all_dirty(conn, dirty)
+                await _mark_all_dirty(unit, dirty)
                 await self._gallery.insert(new_views)
         except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
@@ -339,39 +446,29 @@ class IngestService:
 
     async def _record(
         self,
-        conn: Connection,
+        unit: IngestUnit,
         key: EventKey,
         track: Track,
         decision: Decision,
-        site: Record,
+        site: CameraSite,
         new_views: list[GalleryRow],
         dropped: list[UUID],
         dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
         """The sighting, keyed by the event (if a concurrent delivery, or an earlier copy in this
         batch, won: its result), then the customer, visit, views and demographics it changes."""
-        sighting_id = await conn.fetchval(
-            "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
-            "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
-            "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
-            "$14) "
-            "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
-            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
-            key.event_type, track.first_seen, track.last_seen, track.track_id,
-            decision.outcome.value, decision.similarity,
-            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
-        )  # fmt: skip
+        sighting_id = await unit.add_sighting(key, track, decision)
         if sighting_id is None:
-            stored = await _stored_results(conn, track.tenant_id, [key])
+            stored = await unit.stored_results(track.tenant_id, [key])
             replay = _replayed(stored.get((key.source, key.event_id)), key)
             assert replay is not None
             return replay
         result = await self._apply(
-            conn, track, decision, sighting_id, timedelta(seconds=site["visit_window_s"]),
+            unit, track, decision, sighting_id, timedelta(seconds=site.visit_window_s),
             new_views, dropped, dirty,
         )  # fmt: skip
-        if track.demographics is not None and site["demographics_enabled"]:
-            await _record_demographics(conn, track.demographics, sighting_id, result)
+        if track.demographics is not None and site.demographics_enabled:
+            await _record_demographics(unit, track.demographics, sighting_id, result)
         return result
 
     async def _search(self, tracks: list[Track]) -> _Searched:
@@ -393,7 +490,7 @@ class IngestService:
         out.people.update(h.person_id for per in hits for h in per)
         return out
 
-    async def _thresholds(self, tenant_id: UUID, scope: DbScope) -> Thresholds:
+    async def _thresholds(self, tenant_id: UUID, unit: IngestUnit) -> Thresholds:
         """The open-set thresholds for the tenant's gallery sizes, recounted once a minute or
         every ``GALLERY_SIZE_EVERY`` events of the tenant, whichever comes first (a busy new
         store's gallery grows fast)."""
@@ -402,19 +499,14 @@ class IngestService:
         if cached is not None and cached[0] > now and cached[1] < GALLERY_SIZE_EVERY:
             self._gallery_sizes[tenant_id] = (cached[0], cached[1] + 1, cached[2])
             return cached[2]
-        async with self._db.transaction(scope) as conn:
-            row = await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE person_kind = 'customer') AS customers, "
-                "count(*) FILTER (WHERE person_kind = 'staff') AS staff FROM person_embeddings"
-            )
-        assert row is not None
-        thresholds = Thresholds.for_gallery(row["customers"], row["staff"], self._settings)
+        customers, staff = await unit.gallery_sizes()
+        thresholds = Thresholds.for_gallery(customers, staff, self._settings)
         self._gallery_sizes[tenant_id] = (now + GALLERY_SIZE_TTL_S, 0, thresholds)
         return thresholds
 
     async def _apply(
         self,
-        conn: Connection,
+        unit: IngestUnit,
         track: Track,
         decision: Decision,
         sighting_id: UUID,
@@ -424,243 +516,110 @@ class IngestService:
         dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
         if decision.outcome is Outcome.STAFF:
-            await conn.execute(
-                "UPDATE sightings SET staff_id = $2 WHERE id = $1", sighting_id, decision.person_id
-            )
+            if decision.person_id is not None:
+                await unit.set_sighting_staff(sighting_id, decision.person_id)
             return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
                                 decision.similarity, False, None, False)  # fmt: skip
 
         if decision.outcome is Outcome.NEW:
-            customer_id = await conn.fetchval(
-                "INSERT INTO customers (tenant_id, first_seen_at, last_seen_at, first_site_id, "
-                "visit_count) VALUES ($1, $2, $3, $4, 0) RETURNING id",
-                track.tenant_id, track.first_seen, track.last_seen, track.site_id,
-            )  # fmt: skip
+            customer_id = await unit.add_customer(track)
             latest = None
         else:
             assert decision.person_id is not None
             customer_id = decision.person_id
-            # The customer's row lock serialises every change to their visits; their latest
-            # visit at this site comes with it (one round trip).
-            row = await conn.fetchrow(
-                "SELECT v.id, v.started_at, v.ended_at FROM customers c LEFT JOIN LATERAL ("
-                "SELECT id, started_at, ended_at FROM visits WHERE customer_id = c.id "
-                "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1) v ON true "
-                "WHERE c.id = $1 FOR UPDATE OF c",
-                customer_id, track.site_id,
-            )  # fmt: skip
-            if row is None:
+            exists, latest = await unit.lock_customer(customer_id, track.site_id)
+            if not exists:
                 raise Busy("the matched customer was erased meanwhile; deciding again")
-            latest = OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
 
         change = visit_change(latest, track.first_seen, track.last_seen, window)
+        opened = change.action is VisitAction.OPEN
         if change.action is VisitAction.EXTEND:
-            visit_id = await conn.fetchval(
-                "UPDATE visits SET started_at = $2, ended_at = $3, "
-                "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $1 RETURNING id",
-                change.visit_id, change.started_at, change.ended_at,
-            )  # fmt: skip
-            visits = await conn.fetchval(
-                "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
-                "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-                "WHERE id = $1 RETURNING visit_count",
-                customer_id, track.last_seen, track.first_seen,
-            )  # fmt: skip
+            assert change.visit_id is not None
+            visit_id = change.visit_id
+            visits = await unit.extend_visit(change, customer_id, track)
         else:
-            visit_id = await conn.fetchval(
-                "INSERT INTO visits (tenant_id, site_id, customer_id, started_at, ended_at, is_new) "
-                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                track.tenant_id, track.site_id, customer_id, change.started_at, change.ended_at,
-                decision.outcome is Outcome.NEW,
-            )  # fmt: skip
-            visits = await conn.fetchval(
-                "UPDATE customers SET visit_count = visit_count + 1, "
-                "last_seen_at = greatest(last_seen_at, $2), "
-                "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-                "WHERE id = $1 RETURNING visit_count",
-                customer_id, track.last_seen, track.first_seen,
-            )  # fmt: skip
-        await conn.execute(
-            "UPDATE sightings SET customer_id = $2, visit_id = $3, opened_visit = $4 WHERE id = $1",
-            sighting_id, customer_id, visit_id, change.action is VisitAction.OPEN,
-        )  # fmt: skip
+            visit_id, visits = await unit.open_visit(
+                change, customer_id, track, decision.outcome is Outcome.NEW
+            )
+        await unit.link_sighting(sighting_id, customer_id, visit_id, opened)
         # The statistics of the visit's hour (and the hour it moved from) are now stale: marked in
         # this transaction, so no committed visit can be missed by the reports.
         moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
         dirty.extend((track.site_id, t) for t in (change.started_at, moved_from) if t is not None)
-        await self._update_views(conn, track, customer_id, new_views, dropped)
+        await self._update_views(unit, track, customer_id, new_views, dropped)
         return IngestResult(
             sighting_id, decision.outcome, customer_id, None, decision.similarity,
             decision.outcome is Outcome.NEW,
-            VisitOutcome(visit_id, change.started_at, change.ended_at,
-                         change.action is VisitAction.OPEN, visits),
+            VisitOutcome(visit_id, change.started_at, change.ended_at, opened, visits),
             False,
         )  # fmt: skip
 
     async def _update_views(
         self,
-        conn: Connection,
+        unit: IngestUnit,
         track: Track,
         customer_id: UUID,
         new_views: list[GalleryRow],
         dropped: list[UUID],
     ) -> None:
-        rows = await conn.fetch(
-            "SELECT id, quality, embedding FROM person_embeddings "
-            "WHERE customer_id = $1 AND embedding IS NOT NULL",
-            customer_id,
-        )
-        stored = [
-            View(r["id"], np.frombuffer(r["embedding"], "<f4"), float(r["quality"] or 0))
-            for r in rows
-        ]
+        stored = await unit.customer_views(customer_id)
         offered = [(s.embedding, s.quality) for s in track.shots]
         update = choose_views(stored, offered, self._settings)
         if update.add:
-            ids = [uuid.uuid4() for _ in update.add]
-            shots = [track.shots[index] for index in update.add]
-            await conn.execute(
-                "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
-                "dim, quality, source, snapshot_key, embedding) "
-                "SELECT v, $2, 'customer', $3, $4, $5, q, 'track', $7, e "
-                "FROM unnest($1::uuid[], $6::real[], $8::bytea[]) AS t(v, q, e)",
-                ids, track.tenant_id, customer_id, track.model_id, track.dim,
-                [shot.quality for shot in shots], track.snapshot_key,
-                [shot.embedding.astype("<f4").tobytes() for shot in shots],
-            )  # fmt: skip
+            views = [(uuid.uuid4(), track.shots[index]) for index in update.add]
+            await unit.add_views(track, customer_id, views)
             new_views.extend(
                 GalleryRow(
                     view_id, track.tenant_id, customer_id, PersonKind.CUSTOMER, shot.embedding
                 )
-                for view_id, shot in zip(ids, shots, strict=True)
+                for view_id, shot in views
             )
         if update.remove:
-            await conn.execute(
-                "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(update.remove)
-            )
+            await unit.remove_views(list(update.remove))
             dropped.extend(update.remove)
 
 
 async def _record_demographics(
-    conn: Connection, estimate: DemographicsEstimate, sighting_id: UUID, result: IngestResult
+    unit: IngestUnit, estimate: DemographicsEstimate, sighting_id: UUID, result: IngestResult
 ) -> None:
     """The edge's label and band on the sighting; the customer's evidence grows by it and their
     label and band are derived anew (staff sightings keep nothing)."""
     if result.customer_id is None:
         return
-    await conn.execute(
-        "UPDATE sightings SET gender = $2, age_band = $3 WHERE id = $1",
-        sighting_id, estimate.gender, estimate.age_band,
-    )  # fmt: skip
-    row = await conn.fetchrow(
-        "UPDATE customers SET gender_score = gender_score + $2, age_band_votes = CASE "
-        "WHEN $3::text IS NULL THEN age_band_votes ELSE jsonb_set(age_band_votes, ARRAY[$3::text], "
-        "to_jsonb(coalesce((age_band_votes ->> $3::text)::int, 0) + 1)) END "
-        "WHERE id = $1 RETURNING gender_score, age_band_votes",
-        result.customer_id,
+    score, votes = await unit.add_demographics(
+        sighting_id, result.customer_id, estimate,
         signed_evidence(estimate.gender, estimate.gender_confidence),
-        estimate.age_band,
-    )
-    assert row is not None  # the customer row is locked by this transaction
-    gender, band = person_demographics(row["gender_score"], row["age_band_votes"])
-    await conn.execute(
-        "UPDATE customers SET gender = $2, age_band = $3 WHERE id = $1",
-        result.customer_id, gender, band,
     )  # fmt: skip
+    gender, band = person_demographics(score, votes)
+    await unit.set_customer_demographics(result.customer_id, gender, band)
 
 
-async def _busy_people(
-    conn: Connection, tracks: Sequence[Track], max_pass: timedelta
-) -> list[frozenset[UUID]]:
-    """Per track: people seen at its camera by another track during its time (not this person).
-    One query for the whole batch. No pass lasts longer than ``max_pass``, so a pass that overlaps
-    began at most that long before this one: the index range has both ends (without the lower
-    one, each event would scan every earlier sighting of the camera)."""
-    rows = await conn.fetch(
-        "SELECT t.n, coalesce(s.customer_id, s.staff_id) AS person "
-        "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) "
-        "AS t(n, camera_id, track_id, first_seen, last_seen) "
-        "JOIN sightings s ON s.camera_id = t.camera_id AND s.track_id <> t.track_id "
-        "AND s.captured_at <= t.last_seen AND s.captured_at >= t.first_seen - $6::interval "
-        "AND s.last_seen_at >= t.first_seen "
-        "WHERE coalesce(s.customer_id, s.staff_id) IS NOT NULL",
-        list(range(len(tracks))), [t.camera_id for t in tracks], [t.track_id for t in tracks],
-        [t.first_seen for t in tracks], [t.last_seen for t in tracks], max_pass,
-    )  # fmt: skip
-    busy: list[set[UUID]] = [set() for _ in tracks]
-    for row in rows:
-        busy[row["n"]].add(row["person"])
-    return [frozenset(b) for b in busy]
-
-
-async def _cameras(conn: Connection, camera_ids: set[UUID]) -> dict[UUID, Record]:
-    """Each camera's site and the site's and tenant's settings ingest needs."""
-    rows = await conn.fetch(
-        "SELECT c.id, c.site_id, s.visit_window_s, t.replay_horizon_days, t.demographics_enabled "
-        "FROM cameras c JOIN sites s ON s.id = c.site_id JOIN tenants t ON t.id = s.tenant_id "
-        "WHERE c.id = ANY($1::uuid[])",
-        list(camera_ids),
-    )
-    return {r["id"]: r for r in rows}
-
-
-async def _stored_results(
-    conn: Connection, tenant_id: UUID, keys: Sequence[EventKey]
-) -> dict[tuple[str, str], Record]:
-    """The sightings these events already made, by (source, id): one query."""
-    rows = await conn.fetch(
-        "SELECT s.id, s.ce_source, s.ce_id, s.decision, s.customer_id, s.staff_id, s.similarity, "
-        "s.visit_id, s.opened_visit AS opened, s.ce_digest, v.started_at, v.ended_at, "
-        "c.visit_count FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
-        "LEFT JOIN customers c ON c.id = s.customer_id "
-        "WHERE s.tenant_id = $1 AND (s.ce_source, s.ce_id) IN "
-        "(SELECT * FROM unnest($2::text[], $3::text[]))",
-        tenant_id, [k.source for k in keys], [k.event_id for k in keys],
-    )  # fmt: skip
-    return {(r["ce_source"], r["ce_id"]): r for r in rows}
-
-
-def _replayed(row: Record | None, key: EventKey) -> IngestResult | None:
+def _replayed(stored: StoredSighting | None, key: EventKey) -> IngestResult | None:
     """The stored answer to a replay, or None for an event not seen before; the same id with
     other data is a conflict."""
-    if row is None:
+    if stored is None:
         return None
-    if key.digest is not None and row["ce_digest"] is not None and row["ce_digest"] != key.digest:
+    if key.digest is not None and stored.digest is not None and stored.digest != key.digest:
         raise Conflict(
             f"event id {key.event_id!r} from this source was already counted with other data; "
             "a new pass needs a new id",
             field="id",
         )
-    visit = None
-    if row["visit_id"] is not None:
-        visit = VisitOutcome(row["visit_id"], row["started_at"], row["ended_at"],
-                             bool(row["opened"]), row["visit_count"] or 1)  # fmt: skip
-    outcome = Outcome(row["decision"])
+    outcome = Outcome(stored.decision)
     return IngestResult(
-        row["id"], outcome, row["customer_id"], row["staff_id"], row["similarity"],
-        outcome is Outcome.NEW, visit, True,
+        stored.sighting_id, outcome, stored.customer_id, stored.staff_id, stored.similarity,
+        outcome is Outcome.NEW, stored.visit, True,
     )  # fmt: skip
 
 
-async def _mark_all_dirty(conn: Connection, dirty: list[tuple[UUID, datetime]]) -> None:
+async def _mark_all_dirty(unit: IngestUnit, dirty: list[tuple[UUID, datetime]]) -> None:
     """The report hours the batch changed, marked stale at its end, site by site in one order:
     two batches touching the same hours take the same locks in the same order (no deadlock)."""
     by_site: dict[UUID, set[datetime]] = {}
     for site_id, instant in dirty:
         by_site.setdefault(site_id, set()).add(instant)
     for site_id in sorted(by_site):
-        await mark_dirty(conn, site_id, *sorted(by_site[site_id]))
-
-
-async def _existing_people(conn: Connection, people: set[UUID]) -> set[UUID]:
-    if not people:
-        return set()
-    rows = await conn.fetch(
-        "SELECT id FROM customers WHERE id = ANY($1::uuid[]) "
-        "UNION ALL SELECT id FROM staff WHERE id = ANY($1::uuid[]) AND active",
-        list(people),
-    )
-    return {r["id"] for r in rows}
+        await unit.mark_dirty(site_id, sorted(by_site[site_id]))
 
 
 @dataclass(slots=True)

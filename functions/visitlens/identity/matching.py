@@ -11,10 +11,10 @@ from uuid import UUID
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from visitlens.adapters.gallery import Gallery, Hit
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput
 from visitlens.identity.decisions import PersonKind
+from visitlens.ports import Gallery, Hit
 from visitlens.vision.pipeline import FacePipeline
 from visitlens.vision.types import Floats, Image
 

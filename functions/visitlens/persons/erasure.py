@@ -8,24 +8,16 @@ names a receipt id, not the person. The hourly statistics of their visits are re
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from minio import Minio
-from minio.deleteobjects import DeleteObject
-from minio.error import S3Error
-
-from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.postgres import Database
-from visitlens.api import audit
 from visitlens.auth.principal import Principal
-from visitlens.config import S3Settings
 from visitlens.errors import TransientError
-from visitlens.persons.common import lock_customers, refresh_stats
+from visitlens.persons.common import PersonsStore, lock_customers
+from visitlens.ports import Gallery, ObjectStore
 from visitlens.tenancy.object_keys import keys_of_tenant
 
 logger = logging.getLogger(__name__)
@@ -33,46 +25,26 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Eraser:
-    db: Database
+    store: PersonsStore
     gallery: Gallery
-    s3: Minio
-    s3_settings: S3Settings
+    objects: ObjectStore
+    raw_bucket: str
 
     async def erase(self, principal: Principal, tenant_id: UUID, customer: UUID) -> dict[str, Any]:
         receipt = uuid.uuid4()
-        async with self.db.transaction(principal.db_scope(tenant_id)) as conn:
-            await lock_customers(conn, [customer])
-            keys = {
-                r["snapshot_key"]
-                for r in await conn.fetch(
-                    "SELECT snapshot_key FROM sightings WHERE customer_id = $1 "
-                    "AND snapshot_key IS NOT NULL UNION SELECT snapshot_key FROM person_embeddings "
-                    "WHERE customer_id = $1 AND snapshot_key IS NOT NULL",
-                    customer,
-                )
-            }
-            visits = await conn.fetch(
-                "SELECT site_id, started_at FROM visits WHERE customer_id = $1", customer
-            )
-            sightings = await conn.execute("DELETE FROM sightings WHERE customer_id = $1", customer)
-            views = await conn.execute(
-                "DELETE FROM person_embeddings WHERE customer_id = $1", customer
-            )
-            await conn.execute("DELETE FROM merges WHERE kept_id = $1 OR merged_id = $1", customer)
-            await conn.execute(
-                "DELETE FROM not_same_person WHERE person_a = $1 OR person_b = $1", customer
-            )
-            await conn.execute("DELETE FROM customers WHERE id = $1", customer)  # visits → NULL
-            await refresh_stats(conn, [(v["site_id"], v["started_at"]) for v in visits])
+        async with self.store.unit(principal.db_scope(tenant_id)) as unit:
+            await lock_customers(unit, [customer])
+            keys = await unit.snapshot_keys(customer)
+            visits = [(v.site_id, v.started_at) for v in await unit.visits_of([customer])]
+            sightings, views = await unit.erase_customer(customer)  # its visits stay, anonymous
+            await unit.refresh_stats(visits)
             counts = {
                 "visits_anonymised": len(visits),
-                "sightings_deleted": int(sightings.split()[-1]),
-                "embeddings_deleted": int(views.split()[-1]),
+                "sightings_deleted": sightings,
+                "embeddings_deleted": views,
                 "snapshots_deleted": len(keys),
             }
-            await audit.record(
-                conn, principal, "person.erase", "erasure", receipt, tenant_id, counts
-            )
+            await unit.audit(principal, "person.erase", "erasure", receipt, counts)
             # Vectors and snapshots go before the commit: if either fails, nothing is committed
             # and the erasure can simply be run again (deleting what is already gone is fine).
             await self.gallery.delete_person(tenant_id, customer)
@@ -87,18 +59,7 @@ class Eraser:
         return {"receipt_id": receipt, **counts}
 
     async def _delete_objects(self, keys: list[str]) -> None:
-        if not keys:
-            return
-
-        def delete() -> list[str]:
-            errors = self.s3.remove_objects(
-                self.s3_settings.raw_bucket, [DeleteObject(k) for k in keys]
-            )
-            return [str(e.name) for e in errors]
-
         try:
-            failed = await asyncio.to_thread(delete)
-        except S3Error as exc:
-            raise TransientError(f"snapshot deletion failed: {exc.code}; run it again") from exc
-        if failed:
-            raise TransientError(f"{len(failed)} snapshots could not be deleted; run it again")
+            await self.objects.delete(self.raw_bucket, keys)
+        except TransientError as exc:
+            raise TransientError(f"snapshot deletion failed ({exc.message}); run it again") from exc

@@ -8,31 +8,17 @@ exactly those rows back. A pair marked "not the same person" can not be merged.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.postgres import Database
-from visitlens.api import audit
 from visitlens.auth.principal import Principal
 from visitlens.errors import Conflict, InvalidInput, NotFound
-from visitlens.persons.common import (
-    lock_customers,
-    move_vectors,
-    recompute_customer,
-    refresh_stats,
-)
+from visitlens.persons.common import PersonsStore, lock_customers, move_vectors
+from visitlens.ports import Gallery
 
 logger = logging.getLogger(__name__)
-_CUSTOMER_FIELDS = ("first_seen_at", "last_seen_at", "first_site_id", "visit_count", "gender",
-                    "age_band", "created_at")  # fmt: skip
-
-
-def _snapshot(row: Any) -> dict[str, Any]:
-    return {k: (str(row[k]) if row[k] is not None else None) for k in _CUSTOMER_FIELDS}
 
 
 def pair(a: UUID, b: UUID) -> tuple[UUID, UUID]:
@@ -41,7 +27,7 @@ def pair(a: UUID, b: UUID) -> tuple[UUID, UUID]:
 
 @dataclass(slots=True)
 class PersonMerger:
-    db: Database
+    store: PersonsStore
     gallery: Gallery
 
     async def merge(
@@ -49,71 +35,35 @@ class PersonMerger:
     ) -> dict[str, Any]:
         if kept == merged:
             raise InvalidInput("a person cannot be merged into itself", field="body.merged_id")
-        scope = principal.db_scope(tenant_id)
-        moved_views: list[Any] = []
-        async with self.db.transaction(scope) as conn:
-            people = await lock_customers(conn, [kept, merged])
-            a, b = pair(kept, merged)
-            if await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM not_same_person WHERE person_a = $1 AND person_b = $2)",
-                a, b,
-            ):  # fmt: skip
+        async with self.store.unit(principal.db_scope(tenant_id)) as unit:
+            people = await lock_customers(unit, [kept, merged])
+            if await unit.marked_distinct(*pair(kept, merged)):
                 raise Conflict("these two were marked as different people; remove the mark first")
-            sightings = await conn.fetch(
-                "UPDATE sightings SET customer_id = $1 WHERE customer_id = $2 RETURNING id",
-                kept, merged,
-            )  # fmt: skip
-            before = await conn.fetch(
-                "SELECT id, customer_id, is_new, site_id, started_at FROM visits "
-                "WHERE customer_id = ANY($1::uuid[])",
-                [kept, merged],
-            )
-            await conn.execute(
-                "UPDATE visits SET customer_id = $1 WHERE customer_id = $2", kept, merged
-            )
-            moved_views = list(
-                await conn.fetch(
-                    "UPDATE person_embeddings SET customer_id = $1 WHERE customer_id = $2 "
-                    "RETURNING id, embedding",
-                    kept,
-                    merged,
-                )
-            )
-            await conn.execute(
-                "UPDATE customers SET gender = coalesce(gender, $2), age_band = coalesce(age_band, $3),"
-                " first_site_id = coalesce(first_site_id, $4) WHERE id = $1",
-                kept, people[merged]["gender"], people[merged]["age_band"],
-                people[merged]["first_site_id"],
-            )  # fmt: skip
-            await conn.execute(
-                "UPDATE customers SET first_seen_at = least(first_seen_at, $2), "
-                "last_seen_at = greatest(last_seen_at, $3) WHERE id = $1",
-                kept, people[merged]["first_seen_at"], people[merged]["last_seen_at"],
-            )  # fmt: skip
-            await conn.execute("DELETE FROM customers WHERE id = $1", merged)
-            await recompute_customer(conn, kept)
+            sightings = await unit.move_sightings(merged, kept)
+            before = await unit.visits_of([kept, merged])
+            await unit.move_visits(merged, kept)
+            moved_views = await unit.move_views(merged, kept)
+            await unit.absorb(kept, people[merged])
+            await unit.delete_customer(merged)
+            await unit.recompute_customer(kept)
             visits = [
-                {"id": str(v["id"]), "is_new": v["is_new"],
-                 "owner": "merged" if v["customer_id"] == merged else "kept"}
+                {"id": str(v.id), "is_new": v.is_new,
+                 "owner": "merged" if v.customer_id == merged else "kept"}
                 for v in before
             ]  # fmt: skip
-            merge_id = await conn.fetchval(
-                "INSERT INTO merges (tenant_id, kept_id, merged_id, merged_customer, kept_customer, "
-                "sighting_ids, visits, embedding_ids, merged_by) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                tenant_id, kept, merged, _snapshot(people[merged]), _snapshot(people[kept]),
-                [r["id"] for r in sightings], json.loads(json.dumps(visits)),
-                [r["id"] for r in moved_views], principal.subject,
+            merge_id = await unit.add_merge(
+                people[kept], people[merged], sightings, visits, [v.id for v in moved_views],
+                principal.subject,
             )  # fmt: skip
-            await refresh_stats(conn, [(v["site_id"], v["started_at"]) for v in before])
+            await unit.refresh_stats([(v.site_id, v.started_at) for v in before])
             moved = {
                 "visits": sum(1 for v in visits if v["owner"] == "merged"),
                 "sightings": len(sightings),
                 "embeddings": len(moved_views),
             }
-            await audit.record(conn, principal, "person.merge", "customer", kept, tenant_id,
-                        {"merged_id": str(merged), "merge_id": str(merge_id), **moved})  # fmt: skip
-            # Milvus last, inside the transaction: if it fails, nothing in PostgreSQL changed.
+            await unit.audit(principal, "person.merge", "customer", kept,
+                             {"merged_id": str(merged), "merge_id": str(merge_id), **moved})  # fmt: skip
+            # The gallery last, inside the transaction: if it fails, nothing in PostgreSQL changed.
             await move_vectors(self.gallery, tenant_id, moved_views, kept)
         logger.info("merge %s: %s into %s (%s)", merge_id, merged, kept, moved)
         return {"merge_id": merge_id, "kept_id": kept, "merged_id": merged, "moved": moved}
@@ -121,76 +71,31 @@ class PersonMerger:
     async def unmerge(
         self, principal: Principal, tenant_id: UUID, merge_id: UUID
     ) -> dict[str, Any]:
-        scope = principal.db_scope(tenant_id)
-        async with self.db.transaction(scope) as conn:
-            record = await conn.fetchrow("SELECT * FROM merges WHERE id = $1 FOR UPDATE", merge_id)
+        async with self.store.unit(principal.db_scope(tenant_id)) as unit:
+            record = await unit.merge_record(merge_id)
             if record is None:
                 raise NotFound(f"merge {merge_id} not found")
-            if record["undone_at"] is not None:
+            if record.undone:
                 raise Conflict("this merge was already undone")
-            kept, merged = record["kept_id"], record["merged_id"]
-            if not await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", kept
-            ):
+            kept, merged = record.kept_id, record.merged_id
+            if kept not in await unit.lock_customers([kept]):
                 raise Conflict(f"{kept} was itself merged or erased since; undo that first")
-            await lock_customers(conn, [kept])
-            snap = record["merged_customer"]
-            await conn.execute(
-                "INSERT INTO customers (id, tenant_id, first_seen_at, last_seen_at, first_site_id, "
-                "visit_count, gender, age_band, created_at) VALUES ($1, $2, $3::text::timestamptz, "
-                "$4::text::timestamptz, $5::text::uuid, $6::text::int, $7, $8, $9::text::timestamptz)",
-                merged, tenant_id, snap["first_seen_at"], snap["last_seen_at"],
-                snap["first_site_id"], snap["visit_count"], snap["gender"], snap["age_band"],
-                snap["created_at"],
-            )  # fmt: skip
-            sightings = await conn.execute(
-                "UPDATE sightings SET customer_id = $1 WHERE id = ANY($2::uuid[]) "
-                "AND customer_id = $3",
-                merged, record["sighting_ids"], kept,
-            )  # fmt: skip
-            visits = record["visits"]
-            back = [UUID(v["id"]) for v in visits if v["owner"] == "merged"]
-            await conn.execute(
-                "UPDATE visits SET customer_id = $1 WHERE id = ANY($2::uuid[]) AND customer_id = $3",
-                merged, back, kept,
-            )  # fmt: skip
-            for v in visits:
-                await conn.execute(
-                    "UPDATE visits SET is_new = $2 WHERE id = $1", UUID(v["id"]), v["is_new"]
-                )
-            views = list(
-                await conn.fetch(
-                    "UPDATE person_embeddings SET customer_id = $1 WHERE id = ANY($2::uuid[]) "
-                    "AND customer_id = $3 RETURNING id, embedding",
-                    merged,
-                    record["embedding_ids"],
-                    kept,
-                )
-            )
-            kept_snap = record["kept_customer"]
-            await conn.execute(
-                "UPDATE customers SET gender = $2, age_band = $3, "
-                "first_seen_at = $4::text::timestamptz WHERE id = $1",
-                kept, kept_snap["gender"], kept_snap["age_band"], kept_snap["first_seen_at"],
-            )  # fmt: skip
+            await unit.restore_customer(merged, record.merged_customer)
+            sightings = await unit.move_sightings(kept, merged, only=record.sighting_ids)
+            back = [UUID(v["id"]) for v in record.visits if v["owner"] == "merged"]
+            await unit.move_visits(kept, merged, only=back)
+            for v in record.visits:
+                await unit.set_visit_new(UUID(v["id"]), v["is_new"])
+            views = await unit.move_views(kept, merged, only=record.embedding_ids)
+            await unit.restore_labels(kept, record.kept_customer)
             for person in (kept, merged):
-                await conn.execute(
-                    "UPDATE customers c SET visit_count = (SELECT count(*) FROM visits "
-                    "WHERE customer_id = c.id), last_seen_at = greatest(c.first_seen_at, coalesce("
-                    "(SELECT max(ended_at) FROM visits WHERE customer_id = c.id), c.first_seen_at)) "
-                    "WHERE c.id = $1",
-                    person,
-                )
-            await conn.execute("UPDATE merges SET undone_at = now() WHERE id = $1", merge_id)
-            touched = await conn.fetch(
-                "SELECT site_id, started_at FROM visits WHERE id = ANY($1::uuid[])",
-                [UUID(v["id"]) for v in visits],
-            )
-            await refresh_stats(conn, [(t["site_id"], t["started_at"]) for t in touched])
-            moved = {"visits": len(back), "sightings": int(sightings.split()[-1]),
-                     "embeddings": len(views)}  # fmt: skip
-            await audit.record(conn, principal, "person.unmerge", "customer", merged, tenant_id,
-                        {"kept_id": str(kept), "merge_id": str(merge_id), **moved})  # fmt: skip
+                await unit.recount(person)
+            await unit.mark_undone(merge_id)
+            touched = await unit.visit_starts([UUID(v["id"]) for v in record.visits])
+            await unit.refresh_stats(touched)
+            moved = {"visits": len(back), "sightings": len(sightings), "embeddings": len(views)}
+            await unit.audit(principal, "person.unmerge", "customer", merged,
+                             {"kept_id": str(kept), "merge_id": str(merge_id), **moved})  # fmt: skip
             await move_vectors(self.gallery, tenant_id, views, merged)
         return {"merge_id": merge_id, "kept_id": kept, "merged_id": merged, "moved": moved}
 
@@ -201,14 +106,9 @@ class PersonMerger:
         if first == second:
             raise InvalidInput("two different persons are needed", field="body.person_b")
         a, b = pair(first, second)
-        async with self.db.transaction(principal.db_scope(tenant_id)) as conn:
-            await lock_customers(conn, [a, b])
-            created = await conn.fetchval(
-                "INSERT INTO not_same_person (tenant_id, person_a, person_b, marked_by) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
-                tenant_id, a, b, principal.subject,
-            )  # fmt: skip
+        async with self.store.unit(principal.db_scope(tenant_id)) as unit:
+            await lock_customers(unit, [a, b])
+            created = await unit.add_distinct_mark(a, b, principal.subject)
             if created:
-                await audit.record(conn, principal, "person.not_same", "customer", a, tenant_id,
-                            {"other_id": str(b)})  # fmt: skip
-        return bool(created)
+                await unit.audit(principal, "person.not_same", "customer", a, {"other_id": str(b)})
+        return created

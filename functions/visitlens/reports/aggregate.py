@@ -15,19 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field
 
-from visitlens.adapters.postgres import Database
-from visitlens.api.schemas import Input
-from visitlens.auth.principal import Role
-from visitlens.auth.service import AuthService
-from visitlens.auth.wiring import build_auth
-from visitlens.config import Settings
 from visitlens.contracts import VisitRecordedV1
-from visitlens.errors import InvalidInput
-from visitlens.http.router import Ctx, Route
+from visitlens.ports import Transactions
 from visitlens.reports.stats import drain_dirty, freshness, refresh_uniques, rematerialise
-from visitlens.runtime.lazy import Lazy
+from visitlens.schemas import Input
 from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
@@ -56,7 +49,7 @@ class TickData(Input):
 
 @dataclass(slots=True)
 class Aggregator:
-    db: Database
+    db: Transactions
 
     async def on_visit(self, event: VisitRecordedV1) -> dict[str, int]:
         """Every marked hour of the tenant (this visit's among them), and this visit's own hour
@@ -141,44 +134,3 @@ class Aggregator:
                 )
             cursor = upto
         return totals
-
-
-# --- the function's services and admin route ---------------------------------------------------
-
-
-@dataclass(slots=True)
-class AggregateServices:
-    db: Database
-    auth: AuthService
-    aggregator: Aggregator
-
-
-def lazy_aggregate_services(settings: Settings) -> Lazy[AggregateServices]:
-    def build() -> AggregateServices:
-        db, _, auth = build_auth(settings)
-        return AggregateServices(db, auth, Aggregator(db))
-
-    return Lazy(build)
-
-
-class Rematerialised(BaseModel):
-    rows_removed: int
-    rows: int
-    visits: int
-    unique_rows: int
-
-
-async def rematerialise_range(ctx: Ctx[AggregateServices]) -> Rematerialised:
-    scope = ctx.principal.db_scope(ctx.params["tenant_id"])
-    body = await ctx.body(RematerialiseRequest)
-    if body.end <= body.start or (body.end - body.start).days > 400:
-        raise InvalidInput("end must be after start, at most 400 days later", field="body.end")
-    return Rematerialised.model_validate(await ctx.services.aggregator.on_request(scope, body))
-
-
-ROUTES = [
-    Route.build("POST", "/v1/aggregate/{tenant_id:uuid}/rematerialise", rematerialise_range,
-                tag="reports", roles=(Role.TENANT_ADMIN,), body=RematerialiseRequest,
-                response=Rematerialised,
-                summary="Re-materialise the hourly statistics of a range (idempotent)"),
-]  # fmt: skip

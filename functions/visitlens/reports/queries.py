@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection
+from visitlens.ports import Connection
 from visitlens.reports.stats import ALL_SITES, DWELL_BUCKETS_MIN
 
 Granularity = Literal["hour", "day", "week", "month"]

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection
+from visitlens.ports import Connection
 
 DWELL_BUCKETS_MIN = (1, 5, 15, 30, 60)
 """Upper bounds (minutes) of the dwell histogram; a last bucket takes everything longer."""

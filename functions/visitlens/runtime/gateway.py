@@ -19,7 +19,6 @@ import fnmatch
 import json
 import logging
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,12 +53,13 @@ from visitlens.adapters.event_tokens import (
     EventTokenVerifier,
     broker_audience,
     function_audience,
-    shared_token_matches,
 )
+from visitlens.auth.secrets import shared_token_matches
 from visitlens.config import EventAuthSettings
-from visitlens.contracts import MINIO_TYPE_PREFIX, PING_TYPE
+from visitlens.contracts import PING_TYPE
 from visitlens.errors import Unauthenticated
 from visitlens.http.console import CONSOLE_HEADERS
+from visitlens.http.minio_bridge import minio_event
 from visitlens.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -436,22 +436,6 @@ def _bucket_matches(trigger: BucketTrigger, name: str, bucket: str, key: str) ->
         and key.endswith(trigger.suffix)
         and any(fnmatch.fnmatchcase(name, pattern) for pattern in trigger.events)
     )
-
-
-def minio_event(record: dict[str, Any], name: str, bucket: str, key: str) -> CloudEvent:
-    """A MinIO record as a CloudEvent; ``data`` is MinIO's own record JSON, unchanged."""
-    object_info = record["s3"].get("object", {})
-    event_id = f"{bucket}/{key}@{object_info.get('sequencer') or object_info.get('eTag') or ''}"
-    attributes = {
-        "type": MINIO_TYPE_PREFIX + name,
-        "source": f"minio:s3:::{bucket}",
-        "subject": key,
-        "id": event_id if object_info else uuid.uuid4().hex,
-        "datacontenttype": "application/json",
-    }
-    if record.get("eventTime"):
-        attributes["time"] = record["eventTime"]
-    return CloudEvent(attributes, record)
 
 
 def ping_event(trigger: CronTrigger, due: datetime) -> CloudEvent:

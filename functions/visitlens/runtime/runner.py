@@ -13,11 +13,11 @@ from pathlib import Path
 
 import uvicorn
 
+from visitlens.adapters.endpoints import resolve
 from visitlens.adapters.event_tokens import EventTokenIssuer, broker_audience
 from visitlens.config import Settings
 from visitlens.runtime.gateway import Deployed, Gateway
 from visitlens.runtime.spec import FUNCTIONS_DIR, FunctionSpec, discover
-from visitlens.stack.endpoints import resolve
 from visitlens.stack.processes import (
     require_free_ports,
     spawn,

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from visitlens.adapters.endpoints import database_dsns
 from visitlens.config import Environment, MilvusSettings, Settings, StackSettings
 from visitlens.db import migrate
 from visitlens.stack import manager
-from visitlens.stack.endpoints import database_dsns
 from visitlens.stack.processes import free_port, port_is_free
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import fasteners
 
+from visitlens.adapters.endpoints import ServiceState, StackState, embedded_dsn, resolve
 from visitlens.config import Settings
 from visitlens.errors import StackError
 from visitlens.stack import milvus, postgres, s3
-from visitlens.stack.endpoints import ServiceState, StackState, embedded_dsn, resolve
 from visitlens.stack.processes import pid_alive, require_free_ports, terminate
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from visitlens.adapters.endpoints import embedded_dsn
 from visitlens.config import Settings
 from visitlens.errors import StackError
-from visitlens.stack.endpoints import embedded_dsn
 
 logger = logging.getLogger(__name__)
 

@@ -9,28 +9,25 @@ staff-gallery version (a database trigger), which is how edge workers learn to r
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
 import uuid
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import numpy as np
-from minio import Minio
-from minio.error import S3Error
 
-from visitlens.adapters.gallery import Gallery, GalleryRow
-from visitlens.adapters.postgres import Connection, Database, Record
-from visitlens.api import audit
 from visitlens.auth.principal import Principal
-from visitlens.config import IdentitySettings, S3Settings
+from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
 from visitlens.identity.decisions import PersonKind
+from visitlens.ports import Gallery, GalleryRow, ObjectStore, Row
 from visitlens.tenancy.scope import DbScope
 from visitlens.vision.decode import decode_image
-from visitlens.vision.pipeline import Face, FacePipeline
+from visitlens.vision.pipeline import Face, FaceAnalyzer
 from visitlens.vision.types import Image
 
 logger = logging.getLogger(__name__)
@@ -66,7 +63,7 @@ def parse_drop_key(key: str) -> DropKey:
         raise InvalidInput("tenant or staff id in the key is not a UUID", field="subject") from exc
 
 
-def one_face(pipeline: FacePipeline, image: Image) -> Face:
+def one_face(pipeline: FaceAnalyzer, image: Image) -> Face:
     """The single usable face of an enrolment photo, or an error that says what is wrong.
 
     Faces too small, blurred or turned to be recognised (a passer-by far behind) do not count;
@@ -91,22 +88,80 @@ def _vector_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, "<f4").tobytes()
 
 
+class StaffUnit(Protocol):
+    """The port of one enrolment transaction (PostgreSQL in production). Image rows are
+    returned as rows (the HTTP layer serialises them)."""
+
+    async def staff_exists(self, staff_id: UUID, *, lock: bool = False) -> bool: ...
+    async def image_by_key(self, object_key: str) -> Row | None: ...
+    async def add_view(
+        self, view_id: UUID, staff_id: UUID, model_id: str, dim: int, quality: float,
+        object_key: str, embedding: bytes,
+    ) -> None: ...  # fmt: skip
+    async def delete_view(self, view_id: UUID) -> None: ...
+    async def has_primary(self, staff_id: UUID) -> bool: ...
+    async def clear_primary(self, staff_id: UUID) -> None: ...
+    async def add_image(
+        self, image_id: UUID, staff_id: UUID, object_key: str, primary: bool, quality: float,
+        landmarks: list[list[float]], view_id: UUID,
+    ) -> Row: ...  # fmt: skip
+    async def delete_image(self, image_id: UUID, staff_id: UUID) -> Row | None: ...
+    async def promote_best(self, staff_id: UUID) -> None:
+        """The sharpest remaining image (then the oldest) becomes the primary one."""
+        ...
+
+    async def set_primary(self, image_id: UUID, staff_id: UUID) -> Row | None: ...
+    async def image_keys(self, staff_id: UUID) -> list[str]: ...
+    async def delete_staff(self, staff_id: UUID) -> None:
+        """The member and, by cascade, their images and embedding rows."""
+        ...
+
+    async def active_names(self, staff_ids: Sequence[UUID]) -> dict[UUID, str]: ...
+    async def images(self) -> list[StaffImage]:
+        """Every image with the model of its embedding, oldest first."""
+        ...
+
+    async def set_image_view(self, image_id: UUID, view_id: UUID, quality: float) -> None: ...
+    async def audit(
+        self, actor: Principal | None, action: str, target_id: UUID | None,
+        details: dict[str, Any],
+    ) -> None: ...  # fmt: skip
+
+
+class StaffStore(Protocol):
+    def unit(self, scope: DbScope) -> AbstractAsyncContextManager[StaffUnit]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaffImage:
+    id: UUID
+    staff_id: UUID
+    object_key: str
+    model_id: str | None
+    view_id: UUID | None
+
+
+async def _staff(unit: StaffUnit, staff_id: UUID, *, lock: bool = False) -> None:
+    if not await unit.staff_exists(staff_id, lock=lock):
+        raise NotFound(f"staff {staff_id} not found")
+
+
 class StaffEnrollment:
     def __init__(
         self,
-        db: Database,
+        store: StaffStore,
         gallery: Gallery,
-        pipeline: FacePipeline,
-        s3: Minio,
-        s3_settings: S3Settings,
+        pipeline: FaceAnalyzer,
+        objects: ObjectStore,
+        bucket: str,
         identity: IdentitySettings,
         max_upload_bytes: int,
     ) -> None:
-        self._db = db
+        self._store = store
         self.gallery = gallery
         self._pipeline = pipeline
-        self._s3 = s3
-        self._bucket = s3_settings.derived_bucket
+        self._objects = objects
+        self._bucket = bucket
         self._identity = identity
         self._max_upload = max_upload_bytes
 
@@ -121,16 +176,14 @@ class StaffEnrollment:
         object_key: str | None = None,
         primary: bool = False,
         actor: Principal | None = None,
-    ) -> Record:
+    ) -> Row:
         """Enrol one photo; with ``object_key`` the photo already lives in the bucket there."""
         tenant_id = scope.tenant_id
         assert tenant_id is not None
-        async with self._db.transaction(scope) as conn:
-            await _staff(conn, staff_id)
+        async with self._store.unit(scope) as unit:
+            await _staff(unit, staff_id)
             if object_key is not None:
-                existing = await conn.fetchrow(
-                    "SELECT * FROM staff_face_images WHERE object_key = $1", object_key
-                )
+                existing = await unit.image_by_key(object_key)
                 if existing is not None:  # a redelivered bucket notification
                     return existing
         image = decode_image(data)
@@ -144,76 +197,52 @@ class StaffEnrollment:
         view_id = uuid.uuid4()
         inserted = False
         try:
-            async with self._db.transaction(scope) as conn:
-                await _staff(conn, staff_id, lock=True)
-                await conn.execute(
-                    "INSERT INTO person_embeddings (id, tenant_id, person_kind, staff_id, model_id,"
-                    " dim, quality, source, snapshot_key, embedding) "
-                    "VALUES ($1, $2, 'staff', $3, $4, $5, $6, 'enrollment', $7, $8)",
-                    view_id, tenant_id, staff_id, self.gallery.model_id, self.gallery.dim,
+            async with self._store.unit(scope) as unit:
+                await _staff(unit, staff_id, lock=True)
+                await unit.add_view(
+                    view_id, staff_id, self.gallery.model_id, self.gallery.dim,
                     face.quality.score, key, _vector_bytes(face.embedding),
                 )  # fmt: skip
-                has_primary = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM staff_face_images "
-                    "WHERE staff_id = $1 AND is_primary)",
-                    staff_id,
-                )
+                has_primary = await unit.has_primary(staff_id)
                 make_primary = primary or not has_primary
                 if make_primary and has_primary:
-                    await conn.execute(
-                        "UPDATE staff_face_images SET is_primary = false "
-                        "WHERE staff_id = $1 AND is_primary",
-                        staff_id,
-                    )
+                    await unit.clear_primary(staff_id)
                 landmarks = [[round(float(v), 2) for v in p] for p in face.detection.landmarks]
-                row = await conn.fetchrow(
-                    "INSERT INTO staff_face_images (id, tenant_id, staff_id, object_key, is_primary,"
-                    " quality, landmarks, embedding_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                    "RETURNING *",
-                    image_id, tenant_id, staff_id, key, make_primary, face.quality.score,
-                    landmarks, view_id,
-                )  # fmt: skip
+                row = await unit.add_image(
+                    image_id, staff_id, key, make_primary, face.quality.score, landmarks, view_id
+                )
                 await self.gallery.insert(
                     [GalleryRow(view_id, tenant_id, staff_id, PersonKind.STAFF, face.embedding)]
                 )
                 inserted = True
-                await audit.record(
-                    conn,
-                    actor,
-                    "staff.image.enroll",
-                    "staff",
-                    image_id,
-                    scope.tenant_id,
-                    {"staff_id": str(staff_id)},
-                )
+                await unit.audit(actor, "staff.image.enroll", image_id, {"staff_id": str(staff_id)})
         except BaseException:
             if inserted:
                 await self._forget_views(tenant_id, [view_id])
             if stored_here:
                 await self._remove(key)
             raise
-        assert row is not None
         logger.info("staff %s: image %s enrolled (tenant %s)", staff_id, image_id, tenant_id)
         return row
 
-    async def enroll_dropped(self, drop: DropKey, size: int | None) -> Record:
+    async def enroll_dropped(self, drop: DropKey, size: int | None) -> Row:
         """Enrol a photo that landed in the bucket (MinIO notification); the actor is the system."""
         if size is not None and size > self._max_upload:
             raise PayloadTooLarge(
                 f"object of {size} bytes exceeds the {self._max_upload}-byte limit"
             )
-        data = await self._get(drop.key)
+        data = await self.photo(drop.key)
         return await self.enroll(DbScope(drop.tenant_id), drop.staff_id, data, object_key=drop.key)
 
     async def forget_dropped(self, drop: DropKey) -> bool:
         """The object was deleted from the bucket: remove its image row and vector."""
-        async with self._db.transaction(DbScope(drop.tenant_id)) as conn:
-            image_id = await conn.fetchval(
-                "SELECT id FROM staff_face_images WHERE object_key = $1", drop.key
-            )
-        if image_id is None:
+        async with self._store.unit(DbScope(drop.tenant_id)) as unit:
+            image = await unit.image_by_key(drop.key)
+        if image is None:
             return False
-        await self.delete_image(DbScope(drop.tenant_id), drop.staff_id, image_id, keep_object=True)
+        await self.delete_image(
+            DbScope(drop.tenant_id), drop.staff_id, image["id"], keep_object=True
+        )
         return True
 
     async def delete_image(
@@ -227,35 +256,16 @@ class StaffEnrollment:
     ) -> None:
         tenant_id = scope.tenant_id
         assert tenant_id is not None
-        async with self._db.transaction(scope) as conn:
-            await _staff(conn, staff_id, lock=True)
-            row = await conn.fetchrow(
-                "DELETE FROM staff_face_images WHERE id = $1 AND staff_id = $2 RETURNING *",
-                image_id,
-                staff_id,
-            )
+        async with self._store.unit(scope) as unit:
+            await _staff(unit, staff_id, lock=True)
+            row = await unit.delete_image(image_id, staff_id)
             if row is None:
                 raise NotFound(f"staff image {image_id} not found")
             if row["embedding_id"] is not None:
-                await conn.execute(
-                    "DELETE FROM person_embeddings WHERE id = $1", row["embedding_id"]
-                )
+                await unit.delete_view(row["embedding_id"])
             if row["is_primary"]:
-                await conn.execute(
-                    "UPDATE staff_face_images SET is_primary = true WHERE id = ("
-                    "SELECT id FROM staff_face_images WHERE staff_id = $1 "
-                    "ORDER BY quality DESC NULLS LAST, created_at LIMIT 1)",
-                    staff_id,
-                )
-            await audit.record(
-                conn,
-                actor,
-                "staff.image.delete",
-                "staff",
-                image_id,
-                scope.tenant_id,
-                {"staff_id": str(staff_id)},
-            )
+                await unit.promote_best(staff_id)
+            await unit.audit(actor, "staff.image.delete", image_id, {"staff_id": str(staff_id)})
         if row["embedding_id"] is not None:
             await self._forget_views(tenant_id, [row["embedding_id"]])
         if not keep_object:
@@ -267,51 +277,25 @@ class StaffEnrollment:
         """Remove a staff member with every image, embedding row, vector and stored photo."""
         tenant_id = scope.tenant_id
         assert tenant_id is not None
-        async with self._db.transaction(scope) as conn:
-            await _staff(conn, staff_id, lock=True)
-            keys = await conn.fetch(
-                "SELECT object_key FROM staff_face_images WHERE staff_id = $1", staff_id
-            )
-            await conn.execute("DELETE FROM staff WHERE id = $1", staff_id)
-            await audit.record(
-                conn,
-                actor,
-                "staff.delete",
-                "staff",
-                staff_id,
-                scope.tenant_id,
-                {"images": len(keys)},
-            )
+        async with self._store.unit(scope) as unit:
+            await _staff(unit, staff_id, lock=True)
+            keys = await unit.image_keys(staff_id)
+            await unit.delete_staff(staff_id)
+            await unit.audit(actor, "staff.delete", staff_id, {"images": len(keys)})
         await self.gallery.delete_person(tenant_id, staff_id)
-        for record in keys:
-            await self._remove(record["object_key"])
+        for key in keys:
+            await self._remove(key)
 
     async def set_primary(
         self, scope: DbScope, staff_id: UUID, image_id: UUID, actor: Principal | None = None
-    ) -> Record:
-        async with self._db.transaction(scope) as conn:
-            await _staff(conn, staff_id, lock=True)
-            await conn.execute(
-                "UPDATE staff_face_images SET is_primary = false WHERE staff_id = $1 AND is_primary",
-                staff_id,
-            )
-            row = await conn.fetchrow(
-                "UPDATE staff_face_images SET is_primary = true WHERE id = $1 AND staff_id = $2 "
-                "RETURNING *",
-                image_id,
-                staff_id,
-            )
+    ) -> Row:
+        async with self._store.unit(scope) as unit:
+            await _staff(unit, staff_id, lock=True)
+            await unit.clear_primary(staff_id)
+            row = await unit.set_primary(image_id, staff_id)
             if row is None:
                 raise NotFound(f"staff image {image_id} not found")
-            await audit.record(
-                conn,
-                actor,
-                "staff.image.primary",
-                "staff",
-                image_id,
-                scope.tenant_id,
-                {"staff_id": str(staff_id)},
-            )
+            await unit.audit(actor, "staff.image.primary", image_id, {"staff_id": str(staff_id)})
         return row
 
     # --- recognition ----------------------------------------------------------------------
@@ -332,14 +316,8 @@ class StaffEnrollment:
         for hit in hits[0]:
             if hit.kind is PersonKind.STAFF:
                 scores[hit.person_id] = max(scores.get(hit.person_id, -1.0), hit.similarity)
-        async with self._db.transaction(scope) as conn:
-            names = {
-                r["id"]: r["display_name"]
-                for r in await conn.fetch(
-                    "SELECT id, display_name FROM staff WHERE id = ANY($1::uuid[]) AND active",
-                    list(scores),
-                )
-            }
+        async with self._store.unit(scope) as unit:
+            names = await unit.active_names(list(scores))
         threshold = self._identity.staff_match_threshold
         ranked = sorted(
             ((sid, sim) for sid, sim in scores.items() if sid in names), key=lambda p: -p[1]
@@ -367,65 +345,43 @@ class StaffEnrollment:
         """
         tenant_id = scope.tenant_id
         assert tenant_id is not None
-        async with self._db.transaction(scope) as conn:
-            rows = await conn.fetch(
-                "SELECT i.id, i.staff_id, i.object_key, e.model_id, e.dim, e.id AS view_id "
-                "FROM staff_face_images i LEFT JOIN person_embeddings e ON e.id = i.embedding_id "
-                "ORDER BY i.created_at"
-            )
+        async with self._store.unit(scope) as unit:
+            images = await unit.images()
         embedded = rejected = 0
-        for row in rows:
-            if row["model_id"] == self.gallery.model_id:
+        for image in images:
+            if image.model_id == self.gallery.model_id:
                 continue
             try:
                 face = await asyncio.to_thread(
-                    one_face, self._pipeline, decode_image(await self._get(row["object_key"]))
+                    one_face, self._pipeline, decode_image(await self.photo(image.object_key))
                 )
             except InvalidInput:
                 face = None
             new_view = uuid.uuid4()
-            async with self._db.transaction(scope) as conn:
-                if row["view_id"] is not None:
-                    await conn.execute(
-                        "DELETE FROM person_embeddings WHERE id = $1", row["view_id"]
-                    )
+            async with self._store.unit(scope) as unit:
+                if image.view_id is not None:
+                    await unit.delete_view(image.view_id)
                 if face is None or face.embedding is None:
                     rejected += 1
                     continue
-                await conn.execute(
-                    "INSERT INTO person_embeddings (id, tenant_id, person_kind, staff_id, model_id,"
-                    " dim, quality, source, snapshot_key, embedding) "
-                    "VALUES ($1, $2, 'staff', $3, $4, $5, $6, 'enrollment', $7, $8)",
-                    new_view, tenant_id, row["staff_id"], self.gallery.model_id, self.gallery.dim,
-                    face.quality.score, row["object_key"], _vector_bytes(face.embedding),
+                await unit.add_view(
+                    new_view, image.staff_id, self.gallery.model_id, self.gallery.dim,
+                    face.quality.score, image.object_key, _vector_bytes(face.embedding),
                 )  # fmt: skip
-                await conn.execute(
-                    "UPDATE staff_face_images SET embedding_id = $2, quality = $3 WHERE id = $1",
-                    row["id"],
-                    new_view,
-                    face.quality.score,
-                )
+                await unit.set_image_view(image.id, new_view, face.quality.score)
                 await self.gallery.insert(
-                    [
-                        GalleryRow(
-                            new_view, tenant_id, row["staff_id"], PersonKind.STAFF, face.embedding
-                        )
-                    ]
-                )
+                    [GalleryRow(new_view, tenant_id, image.staff_id, PersonKind.STAFF,
+                                face.embedding)]
+                )  # fmt: skip
             embedded += 1
-        async with self._db.transaction(scope) as conn:
-            await audit.record(
-                conn,
-                actor,
-                "staff.reembed",
-                "staff",
-                None,
-                scope.tenant_id,
+        async with self._store.unit(scope) as unit:
+            await unit.audit(
+                actor, "staff.reembed", None,
                 {"model_id": self.gallery.model_id, "embedded": embedded, "rejected": rejected},
-            )
+            )  # fmt: skip
         return {
             "model_id": self.gallery.model_id,
-            "images": len(rows),
+            "images": len(images),
             "embedded": embedded,
             "rejected": rejected,
         }
@@ -433,51 +389,17 @@ class StaffEnrollment:
     # --- storage --------------------------------------------------------------------------
 
     async def _put(self, key: str, data: bytes) -> None:
-        try:
-            await asyncio.to_thread(
-                self._s3.put_object,
-                self._bucket,
-                key,
-                io.BytesIO(data),
-                len(data),
-                content_type="image/jpeg",
-            )
-        except S3Error as exc:
-            raise TransientError(f"storing the photo failed: {exc.code}") from exc
-
-    async def _get(self, key: str) -> bytes:
-        def read() -> bytes:
-            response = self._s3.get_object(self._bucket, key)
-            try:
-                return bytes(response.read(self._max_upload + 1))
-            finally:
-                response.close()
-                response.release_conn()
-
-        try:
-            data = await asyncio.to_thread(read)
-        except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchBucket"}:
-                raise NotFound(f"object {key} not found") from exc
-            raise TransientError(f"reading the photo failed: {exc.code}") from exc
-        if len(data) > self._max_upload:
-            raise PayloadTooLarge(f"object exceeds the {self._max_upload}-byte limit")
-        return data
-
-    async def ping_store(self) -> None:
-        """The photo bucket is reachable (a readiness check)."""
-        if not await asyncio.to_thread(self._s3.bucket_exists, self._bucket):
-            raise TransientError(f"bucket {self._bucket} is missing")
+        await self._objects.put(self._bucket, key, data, "image/jpeg")
 
     async def photo(self, key: str) -> bytes:
         """A stored staff photo (the console's gallery); 404 if it is gone."""
-        return await self._get(key)
+        return await self._objects.read(self._bucket, key, self._max_upload)
 
     async def _remove(self, key: str) -> None:
         try:
-            await asyncio.to_thread(self._s3.remove_object, self._bucket, key)
-        except S3Error as exc:  # logged with the key only; the purge pass finds leftovers
-            logger.warning("could not remove %s: %s", key, exc.code)
+            await self._objects.delete(self._bucket, [key])
+        except TransientError:  # logged with the key only; the purge pass finds leftovers
+            logger.warning("could not remove %s", key)
 
     async def _forget_views(self, tenant_id: UUID, view_ids: list[UUID]) -> None:
         try:
@@ -486,13 +408,3 @@ class StaffEnrollment:
             logger.warning(
                 "%d staff vectors left in Milvus for tenant %s", len(view_ids), tenant_id
             )
-
-
-async def _staff(conn: Connection, staff_id: UUID, *, lock: bool = False) -> Record:
-    if lock:
-        row = await conn.fetchrow("SELECT * FROM staff WHERE id = $1 FOR UPDATE", staff_id)
-    else:
-        row = await conn.fetchrow("SELECT * FROM staff WHERE id = $1", staff_id)
-    if row is None:
-        raise NotFound(f"staff {staff_id} not found")
-    return row

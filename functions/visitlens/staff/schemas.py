@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from visitlens.api.schemas import Input, Name, Output, Patch
+from visitlens.schemas import Input, Name, Output, Patch
 
 
 class StaffCreate(Input):

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import asyncpg
-
-from visitlens.adapters.postgres import Connection
+from visitlens.ports import Connection, Transactions
+from visitlens.tenancy.scope import DbScope
 
 PLATFORM = UUID(int=0)
 
@@ -35,22 +34,18 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)
 
 
-async def verify(owner_dsn: str) -> list[ChainReport]:
-    conn = await asyncpg.connect(owner_dsn)
-    try:
-        async with conn.transaction(readonly=True):
-            await conn.execute("SELECT set_config('app.system_admin', 'on', true)")
-            tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants ORDER BY id")]
-            reports = [await verify_chain(conn, None)]
-            for tenant in tenants:
-                await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
-                reports.append(await verify_chain(conn, tenant))
-        return reports
-    finally:
-        await conn.close()
+async def verify(db: Transactions) -> list[ChainReport]:
+    """The platform's chain, then every tenant's, each read under its own scope."""
+    async with db.transaction(DbScope(None, system_admin=True)) as conn:
+        tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants ORDER BY id")]
+        reports = [await verify_chain(conn, None)]
+    for tenant in tenants:
+        async with db.transaction(DbScope(tenant)) as conn:
+            reports.append(await verify_chain(conn, tenant))
+    return reports
 
 
-async def verify_chain(conn: asyncpg.Connection | Connection, tenant: UUID | None) -> ChainReport:
+async def verify_chain(conn: Connection, tenant: UUID | None) -> ChainReport:
     """One chain, read in the caller's transaction (RLS decides which rows it sees)."""
     report = ChainReport(str(tenant) if tenant else "platform")
     rows = await conn.fetch(

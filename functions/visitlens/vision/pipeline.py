@@ -33,6 +33,12 @@ class Face:
     embedding: Floats | None  # None when the face was not embedded (unusable quality)
 
 
+class FaceAnalyzer(Protocol):
+    """Finds, judges and embeds the faces of an image (:class:`FacePipeline` with the ONNX models)."""
+
+    def analyze(self, image: Image, *, embed_unusable: bool = False) -> list[Face]: ...
+
+
 class FacePipeline:
     def __init__(self, detector: Detector, embedder: Embedder) -> None:
         self.detector = detector

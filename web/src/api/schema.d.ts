@@ -12,7 +12,7 @@ export interface paths {
             cookie?: never;
         };
         /** Public signing keys (JWK Set) */
-        get: operations["auth_routes_jwks"];
+        get: operations["auth_jwks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -46,7 +46,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness */
-        get: operations["routes_health"];
+        get: operations["api_health"];
         put?: never;
         post?: never;
         delete?: never;
@@ -100,7 +100,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller */
-        get: operations["auth_routes_me"];
+        get: operations["auth_me"];
         put?: never;
         post?: never;
         delete?: never;
@@ -119,7 +119,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Exchange a password, API key or refresh token for tokens */
-        post: operations["auth_routes_issue_token"];
+        post: operations["auth_issue_token"];
         delete?: never;
         options?: never;
         head?: never;
@@ -139,7 +139,7 @@ export interface paths {
          * Erase a person everywhere (right to erasure); visits stay as counts
          * @description Roles: system_admin, tenant_admin
          */
-        post: operations["routes_erase"];
+        post: operations["persons_erase"];
         delete?: never;
         options?: never;
         head?: never;
@@ -176,7 +176,7 @@ export interface paths {
          * Identify the faces of an image, or an embedding: top-K persons of the tenant
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        post: operations["match_routes_match"];
+        post: operations["match_match"];
         delete?: never;
         options?: never;
         head?: never;
@@ -191,7 +191,7 @@ export interface paths {
             cookie?: never;
         };
         /** This document */
-        get: operations["routes_openapi_json"];
+        get: operations["api_openapi_json"];
         put?: never;
         post?: never;
         delete?: never;
@@ -211,7 +211,7 @@ export interface paths {
          * Customers with first/last seen, visit count and views (paginated)
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["routes_list_customers"];
+        get: operations["persons_list_customers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -231,7 +231,7 @@ export interface paths {
          * One customer
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["routes_get_customer"];
+        get: operations["persons_get_customer"];
         put?: never;
         post?: never;
         delete?: never;
@@ -251,7 +251,7 @@ export interface paths {
          * A customer's sightings with each identity decision and its similarity
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["routes_customer_sightings"];
+        get: operations["persons_customer_sightings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -273,7 +273,7 @@ export interface paths {
          * Merge one person into another (one transaction)
          * @description Roles: system_admin, tenant_admin
          */
-        post: operations["routes_merge"];
+        post: operations["persons_merge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -293,7 +293,7 @@ export interface paths {
          * Split a merge back out
          * @description Roles: system_admin, tenant_admin
          */
-        post: operations["routes_unmerge"];
+        post: operations["persons_unmerge"];
         delete?: never;
         options?: never;
         head?: never;
@@ -313,7 +313,7 @@ export interface paths {
          * Mark two persons as different people (never merged)
          * @description Roles: system_admin, tenant_admin
          */
-        post: operations["routes_not_same"];
+        post: operations["persons_not_same"];
         delete?: never;
         options?: never;
         head?: never;
@@ -331,7 +331,7 @@ export interface paths {
          * A sighting's snapshot while retained (image/jpeg; 404 once purged; audited)
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["routes_sighting_snapshot"];
+        get: operations["persons_sighting_snapshot"];
         put?: never;
         post?: never;
         delete?: never;
@@ -351,13 +351,13 @@ export interface paths {
          * List staff members
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_list_staff"];
+        get: operations["staff_list_staff"];
         put?: never;
         /**
          * Create a staff member
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        post: operations["routes_create_staff"];
+        post: operations["staff_create_staff"];
         delete?: never;
         options?: never;
         head?: never;
@@ -375,7 +375,7 @@ export interface paths {
          * A site's staff embeddings for edge workers (ETag = version)
          * @description Roles: system_admin, tenant_admin, site_manager, worker
          */
-        get: operations["routes_staff_gallery"];
+        get: operations["staff_staff_gallery"];
         put?: never;
         post?: never;
         delete?: never;
@@ -397,7 +397,7 @@ export interface paths {
          * Re-compute staff embeddings with the configured model
          * @description Roles: system_admin, tenant_admin
          */
-        post: operations["routes_reembed"];
+        post: operations["staff_reembed"];
         delete?: never;
         options?: never;
         head?: never;
@@ -417,7 +417,7 @@ export interface paths {
          * Score a probe photo against the staff gallery
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        post: operations["routes_test_recognition"];
+        post: operations["staff_test_recognition"];
         delete?: never;
         options?: never;
         head?: never;
@@ -435,21 +435,21 @@ export interface paths {
          * Get a staff member
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_get_staff"];
+        get: operations["staff_get_staff"];
         put?: never;
         post?: never;
         /**
          * Delete a staff member with photos, embeddings and vectors
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        delete: operations["routes_delete_staff"];
+        delete: operations["staff_delete_staff"];
         options?: never;
         head?: never;
         /**
          * Update a staff member
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        patch: operations["routes_update_staff"];
+        patch: operations["staff_update_staff"];
         trace?: never;
     };
     "/v1/staff/{tenant_id}/{staff_id}/images": {
@@ -463,13 +463,13 @@ export interface paths {
          * A staff member's photos
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_list_images"];
+        get: operations["staff_list_images"];
         put?: never;
         /**
          * Enrol a photo (multipart 'image'; exactly one usable face)
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        post: operations["routes_upload_image"];
+        post: operations["staff_upload_image"];
         delete?: never;
         options?: never;
         head?: never;
@@ -490,7 +490,7 @@ export interface paths {
          * Delete a photo and its vector
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        delete: operations["routes_delete_image"];
+        delete: operations["staff_delete_image"];
         options?: never;
         head?: never;
         patch?: never;
@@ -507,7 +507,7 @@ export interface paths {
          * The photo itself (image/jpeg, png or webp)
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_image_content"];
+        get: operations["staff_image_content"];
         put?: never;
         post?: never;
         delete?: never;
@@ -529,7 +529,7 @@ export interface paths {
          * Make a photo the primary one
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        post: operations["routes_make_primary"];
+        post: operations["staff_make_primary"];
         delete?: never;
         options?: never;
         head?: never;
@@ -647,7 +647,7 @@ export interface paths {
          * Audit entries, newest first, filtered by action (or prefix), actor, target, time
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["audit_routes_list_entries"];
+        get: operations["audit_list_entries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -667,7 +667,7 @@ export interface paths {
          * Verify the tenant's audit hash chain (edited, missing or reordered rows)
          * @description Roles: system_admin, tenant_admin
          */
-        get: operations["audit_routes_verify"];
+        get: operations["audit_verify"];
         put?: never;
         post?: never;
         delete?: never;
@@ -735,7 +735,7 @@ export interface paths {
          * Visits by gender and age band when known
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_visit_demographics"];
+        get: operations["reports_visit_demographics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -755,7 +755,7 @@ export interface paths {
          * Dwell-time distribution
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_visit_dwell"];
+        get: operations["reports_visit_dwell"];
         put?: never;
         post?: never;
         delete?: never;
@@ -775,7 +775,7 @@ export interface paths {
          * Visits by day of week x local hour
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_visit_heatmap"];
+        get: operations["reports_visit_heatmap"];
         put?: never;
         post?: never;
         delete?: never;
@@ -795,7 +795,7 @@ export interface paths {
          * Visits by hour/day/week/month (site's local time): new vs returning, unique visitors, dwell
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_visit_series"];
+        get: operations["reports_visit_series"];
         put?: never;
         post?: never;
         delete?: never;
@@ -815,7 +815,7 @@ export interface paths {
          * The same series as CSV (totals row equals the API's totals; audited)
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_visit_series_csv"];
+        get: operations["reports_visit_series_csv"];
         put?: never;
         post?: never;
         delete?: never;
@@ -983,7 +983,7 @@ export interface paths {
          * Visits, newest first, with filters
          * @description Roles: system_admin, tenant_admin, site_manager
          */
-        get: operations["routes_list_visits"];
+        get: operations["reports_list_visits"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2740,7 +2740,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    auth_routes_jwks: {
+    auth_jwks: {
         parameters: {
             query?: never;
             header?: never;
@@ -2908,7 +2908,7 @@ export interface operations {
             };
         };
     };
-    routes_health: {
+    api_health: {
         parameters: {
             query?: never;
             header?: never;
@@ -3161,7 +3161,7 @@ export interface operations {
             };
         };
     };
-    auth_routes_me: {
+    auth_me: {
         parameters: {
             query?: never;
             header?: never;
@@ -3253,7 +3253,7 @@ export interface operations {
             };
         };
     };
-    auth_routes_issue_token: {
+    auth_issue_token: {
         parameters: {
             query?: never;
             header?: never;
@@ -3331,7 +3331,7 @@ export interface operations {
             };
         };
     };
-    routes_erase: {
+    persons_erase: {
         parameters: {
             query?: never;
             header?: never;
@@ -3538,7 +3538,7 @@ export interface operations {
             };
         };
     };
-    match_routes_match: {
+    match_match: {
         parameters: {
             query?: never;
             header?: never;
@@ -3636,7 +3636,7 @@ export interface operations {
             };
         };
     };
-    routes_openapi_json: {
+    api_openapi_json: {
         parameters: {
             query?: never;
             header?: never;
@@ -3708,7 +3708,7 @@ export interface operations {
             };
         };
     };
-    routes_list_customers: {
+    persons_list_customers: {
         parameters: {
             query?: {
                 limit?: number;
@@ -3807,7 +3807,7 @@ export interface operations {
             };
         };
     };
-    routes_get_customer: {
+    persons_get_customer: {
         parameters: {
             query?: never;
             header?: never;
@@ -3902,7 +3902,7 @@ export interface operations {
             };
         };
     };
-    routes_customer_sightings: {
+    persons_customer_sightings: {
         parameters: {
             query?: {
                 limit?: number;
@@ -4000,7 +4000,7 @@ export interface operations {
             };
         };
     };
-    routes_merge: {
+    persons_merge: {
         parameters: {
             query?: never;
             header?: never;
@@ -4098,7 +4098,7 @@ export interface operations {
             };
         };
     };
-    routes_unmerge: {
+    persons_unmerge: {
         parameters: {
             query?: never;
             header?: never;
@@ -4193,7 +4193,7 @@ export interface operations {
             };
         };
     };
-    routes_not_same: {
+    persons_not_same: {
         parameters: {
             query?: never;
             header?: never;
@@ -4289,7 +4289,7 @@ export interface operations {
             };
         };
     };
-    routes_sighting_snapshot: {
+    persons_sighting_snapshot: {
         parameters: {
             query?: never;
             header?: never;
@@ -4382,7 +4382,7 @@ export interface operations {
             };
         };
     };
-    routes_list_staff: {
+    staff_list_staff: {
         parameters: {
             query?: {
                 limit?: number;
@@ -4479,7 +4479,7 @@ export interface operations {
             };
         };
     };
-    routes_create_staff: {
+    staff_create_staff: {
         parameters: {
             query?: never;
             header?: never;
@@ -4577,7 +4577,7 @@ export interface operations {
             };
         };
     };
-    routes_staff_gallery: {
+    staff_staff_gallery: {
         parameters: {
             query: {
                 site_id: string;
@@ -4674,7 +4674,7 @@ export interface operations {
             };
         };
     };
-    routes_reembed: {
+    staff_reembed: {
         parameters: {
             query?: never;
             header?: never;
@@ -4768,7 +4768,7 @@ export interface operations {
             };
         };
     };
-    routes_test_recognition: {
+    staff_test_recognition: {
         parameters: {
             query?: never;
             header?: never;
@@ -4862,7 +4862,7 @@ export interface operations {
             };
         };
     };
-    routes_get_staff: {
+    staff_get_staff: {
         parameters: {
             query?: never;
             header?: never;
@@ -4957,7 +4957,7 @@ export interface operations {
             };
         };
     };
-    routes_delete_staff: {
+    staff_delete_staff: {
         parameters: {
             query?: never;
             header?: never;
@@ -5050,7 +5050,7 @@ export interface operations {
             };
         };
     };
-    routes_update_staff: {
+    staff_update_staff: {
         parameters: {
             query?: never;
             header?: never;
@@ -5149,7 +5149,7 @@ export interface operations {
             };
         };
     };
-    routes_list_images: {
+    staff_list_images: {
         parameters: {
             query?: never;
             header?: never;
@@ -5244,7 +5244,7 @@ export interface operations {
             };
         };
     };
-    routes_upload_image: {
+    staff_upload_image: {
         parameters: {
             query?: never;
             header?: never;
@@ -5339,7 +5339,7 @@ export interface operations {
             };
         };
     };
-    routes_delete_image: {
+    staff_delete_image: {
         parameters: {
             query?: never;
             header?: never;
@@ -5433,7 +5433,7 @@ export interface operations {
             };
         };
     };
-    routes_image_content: {
+    staff_image_content: {
         parameters: {
             query?: never;
             header?: never;
@@ -5527,7 +5527,7 @@ export interface operations {
             };
         };
     };
-    routes_make_primary: {
+    staff_make_primary: {
         parameters: {
             query?: never;
             header?: never;
@@ -6481,7 +6481,7 @@ export interface operations {
             };
         };
     };
-    audit_routes_list_entries: {
+    audit_list_entries: {
         parameters: {
             query?: {
                 action?: string | null;
@@ -6583,7 +6583,7 @@ export interface operations {
             };
         };
     };
-    audit_routes_verify: {
+    audit_verify: {
         parameters: {
             query?: never;
             header?: never;
@@ -7058,7 +7058,7 @@ export interface operations {
             };
         };
     };
-    routes_visit_demographics: {
+    reports_visit_demographics: {
         parameters: {
             query: {
                 start: string;
@@ -7156,7 +7156,7 @@ export interface operations {
             };
         };
     };
-    routes_visit_dwell: {
+    reports_visit_dwell: {
         parameters: {
             query: {
                 start: string;
@@ -7254,7 +7254,7 @@ export interface operations {
             };
         };
     };
-    routes_visit_heatmap: {
+    reports_visit_heatmap: {
         parameters: {
             query: {
                 start: string;
@@ -7352,7 +7352,7 @@ export interface operations {
             };
         };
     };
-    routes_visit_series: {
+    reports_visit_series: {
         parameters: {
             query: {
                 start: string;
@@ -7451,7 +7451,7 @@ export interface operations {
             };
         };
     };
-    routes_visit_series_csv: {
+    reports_visit_series_csv: {
         parameters: {
             query: {
                 start: string;
@@ -8809,7 +8809,7 @@ export interface operations {
             };
         };
     };
-    routes_list_visits: {
+    reports_list_visits: {
         parameters: {
             query: {
                 start: string;

@@ -6,34 +6,33 @@ re-embedding after a model change, and the per-site gallery that edge workers do
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import numpy as np
-from minio import Minio
 from pydantic import Field
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.onnx_models import load_models
-from visitlens.adapters.postgres import Connection, Database, Record
-from visitlens.api import audit
-from visitlens.api.schemas import Input
-from visitlens.api.snapshots import snapshot_response
-from visitlens.api.store import Filter, Table
 from visitlens.auth.principal import Principal, Role
 from visitlens.auth.service import AuthService
-from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
-from visitlens.errors import Forbidden, InvalidInput, NotFound
+from visitlens.contracts import MINIO_TYPE_PREFIX
+from visitlens.errors import Forbidden, InvalidInput, NotFound, VisitlensError
+from visitlens.http import health
+from visitlens.http.api.snapshots import snapshot_response
+from visitlens.http.api.store import Filter, Table
 from visitlens.http.body import read_upload
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.cloudevents import DeliveryVerifier, read_event, rejection
 from visitlens.http.router import Ctx, Route
-from visitlens.runtime.lazy import Lazy
-from visitlens.stack import s3 as s3_stack
-from visitlens.stack.endpoints import s3_endpoint
-from visitlens.staff.enrollment import StaffEnrollment
+from visitlens.lazy import Lazy
+from visitlens.pagination import Page, PageQuery
+from visitlens.ports import Connection, Row, Transactions
+from visitlens.schemas import Input
+from visitlens.staff.enrollment import StaffEnrollment, parse_drop_key
 from visitlens.staff.schemas import (
     RecognitionTest,
     Reembedded,
@@ -43,38 +42,21 @@ from visitlens.staff.schemas import (
     StaffOut,
     StaffUpdate,
 )
-from visitlens.vision.pipeline import FacePipeline
+from visitlens.tenancy import audit
 
 STAFF = Table("staff", "staff member")
 ADMIN, MANAGER, WORKER = Role.TENANT_ADMIN, Role.SITE_MANAGER, Role.WORKER
 P = "/v1/staff/{tenant_id:uuid}"
+logger = logging.getLogger("visitlens.enroll_staff")
 
 
 @dataclass(slots=True)
 class StaffServices:
     settings: Settings
-    db: Database
+    db: Transactions
+    checks: Mapping[str, health.Check]
     auth: AuthService
     enrollment: StaffEnrollment
-
-
-def lazy_staff_services(settings: Settings) -> Lazy[StaffServices]:
-    def build() -> StaffServices:
-        db, _, auth = build_auth(settings)
-        pipeline = FacePipeline(*load_models(settings))
-        s3: Minio = s3_stack.client(settings.s3, s3_endpoint(settings))
-        enrollment = StaffEnrollment(
-            db,
-            Gallery.for_settings(settings),
-            pipeline,
-            s3,
-            settings.s3,
-            settings.identity,
-            settings.http.max_upload_bytes,
-        )
-        return StaffServices(settings, db, auth, enrollment)
-
-    return Lazy(build)
 
 
 class GalleryQuery(Input):
@@ -94,7 +76,7 @@ def _check_staff_scope(principal: Principal, site_id: UUID | None) -> None:
     principal.require_site(site_id)
 
 
-async def _scoped_staff(conn: Connection, principal: Principal, staff_id: UUID) -> Record:
+async def _scoped_staff(conn: Connection, principal: Principal, staff_id: UUID) -> Row:
     row = await STAFF.get(conn, staff_id)
     _check_staff_scope(principal, row["site_id"])
     return row
@@ -113,7 +95,7 @@ def _flag(value: str, field: str) -> bool:
     raise InvalidInput("must be true or false", field=field)
 
 
-def _image_out(row: Record) -> StaffImageOut:
+def _image_out(row: Row) -> StaffImageOut:
     return StaffImageOut.model_validate(dict(row))
 
 
@@ -355,3 +337,42 @@ ROUTES = [
                 roles=(ADMIN, MANAGER), summary="Make a photo the primary one",
                 response=StaffImageOut),
 ]  # fmt: skip
+
+
+# --- photos dropped into the bucket (MinIO notifications) ---------------------------------------
+
+NOTIFICATION_LIMIT = 64 * 1024
+
+
+class BucketEvents:
+    """A MinIO record (as the bridge, the gateway or a Knative source delivers it) for
+    ``staff-faces/``: a photo dropped there is enrolled, a photo removed is forgotten."""
+
+    def __init__(self, services: Lazy[StaffServices], deliveries: DeliveryVerifier) -> None:
+        self._services = services
+        self._deliveries = deliveries
+
+    async def __call__(self, request: Request) -> Response:
+        """A MinIO record (as the gateway or a Knative source delivers it) for ``staff-faces/``."""
+        event = None
+        try:
+            self._deliveries.verify(request.headers.get("authorization"))
+            event = await read_event(request, NOTIFICATION_LIMIT)
+            kind = str(event["type"])
+            if not kind.startswith(MINIO_TYPE_PREFIX):
+                raise InvalidInput(
+                    f"enroll-staff takes MinIO notifications, not {kind}", field="type"
+                )
+            record = event.data if isinstance(event.data, dict) else {}
+            key = str(event.get("subject") or "")
+            drop = parse_drop_key(key)
+            s = await self._services()
+            if ":ObjectRemoved:" in kind:
+                removed = await s.enrollment.forget_dropped(drop)
+                logger.info("staff photo %s removed from the bucket (known: %s)", drop.key, removed)
+                return Response(status_code=204)
+            size = record.get("s3", {}).get("object", {}).get("size")
+            row = await s.enrollment.enroll_dropped(drop, size if isinstance(size, int) else None)
+        except VisitlensError as error:
+            return rejection(error, event)
+        return JSONResponse({"image_id": str(row["id"]), "staff_id": str(row["staff_id"])}, 201)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.api import audit
-from visitlens.api.schemas import UserCreate, UserOut, UserUpdate
-from visitlens.api.scope import check_role_scope, require_sites_exist, tenant_tx
-from visitlens.api.services import ApiServices
-from visitlens.api.store import Filter, Table
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.api.scope import check_role_scope, require_sites_exist, tenant_tx
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.store import Filter, Table
 from visitlens.http.router import Ctx
+from visitlens.pagination import Page, PageQuery
+from visitlens.schemas import UserCreate, UserOut, UserUpdate
+from visitlens.tenancy import audit
 
 USER_COLUMNS = (
     "id, tenant_id, email, display_name, role, site_ids, disabled, created_at, updated_at,"

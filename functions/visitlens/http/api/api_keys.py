@@ -7,21 +7,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.api import audit
-from visitlens.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from visitlens.api.scope import (
+from visitlens.auth import secrets as opaque
+from visitlens.auth.principal import Role
+from visitlens.errors import Forbidden
+from visitlens.http.api.scope import (
     check_role_scope,
     require_cameras_in_sites,
     require_sites_exist,
     tenant_tx,
 )
-from visitlens.api.services import ApiServices
-from visitlens.api.store import Filter, Table
-from visitlens.auth import secrets as opaque
-from visitlens.auth.principal import Role
-from visitlens.errors import Forbidden
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.store import Filter, Table
 from visitlens.http.router import Ctx
+from visitlens.pagination import Page, PageQuery
+from visitlens.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from visitlens.tenancy import audit
 
 KEY_COLUMNS = (
     "id, tenant_id, name, prefix, role, site_ids, camera_ids, created_at, expires_at,"

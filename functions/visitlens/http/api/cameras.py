@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection, Record
-from visitlens.api import audit
-from visitlens.api.schemas import CameraCreate, CameraOut, CameraUpdate
-from visitlens.api.scope import tenant_tx
-from visitlens.api.services import ApiServices
-from visitlens.api.sites import SITES
-from visitlens.api.store import Filter, Table
 from visitlens.auth.principal import Principal, Role
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.api.scope import tenant_tx
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.sites import SITES
+from visitlens.http.api.store import Filter, Table
 from visitlens.http.router import Ctx
+from visitlens.pagination import Page, PageQuery
+from visitlens.ports import Connection, Row
+from visitlens.schemas import CameraCreate, CameraOut, CameraUpdate
+from visitlens.tenancy import audit
 
 # the newest sighting is the edge's health as the platform sees it (index-only, newest first)
 CAMERAS = Table(
@@ -30,7 +30,7 @@ def _camera_filters(principal: Principal) -> list[Filter]:
     return []
 
 
-async def _scoped_camera(conn: Connection, principal: Principal, camera_id: UUID) -> Record:
+async def _scoped_camera(conn: Connection, principal: Principal, camera_id: UUID) -> Row:
     row = await CAMERAS.get(conn, camera_id)
     principal.require_camera(row["site_id"], camera_id)
     return row

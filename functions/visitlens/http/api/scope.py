@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection
-from visitlens.api.services import ApiServices
-from visitlens.api.store import Filter
 from visitlens.auth.principal import Principal
 from visitlens.errors import InvalidInput
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.store import Filter
 from visitlens.http.router import Ctx
+from visitlens.ports import Connection
 
 
 @asynccontextmanager

@@ -12,16 +12,16 @@ from uuid import UUID
 from pydantic import BaseModel, Field, model_validator
 from starlette.responses import Response
 
-from visitlens.api import audit
-from visitlens.api.schemas import Input
-from visitlens.api.scope import tenant_tx
-from visitlens.api.services import ApiServices
 from visitlens.auth.principal import Principal, Role
-from visitlens.http.pagination import decode_cursor, encode_cursor
+from visitlens.http.api.scope import tenant_tx
+from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx, Route
+from visitlens.pagination import decode_cursor, encode_cursor
 from visitlens.reports import queries
 from visitlens.reports.queries import Granularity, Range
 from visitlens.reports.stats import freshness
+from visitlens.schemas import Input
+from visitlens.tenancy import audit
 
 MAX_DAYS = 400
 MAX_HOURLY_DAYS = 62
@@ -226,7 +226,7 @@ R = "/v1/tenants/{tenant_id:uuid}/reports"
 
 
 def routes() -> list[Route]:
-    from visitlens.reports.monitor import MonitorEvent, monitor
+    from visitlens.http.routes.monitor import MonitorEvent, monitor
 
     return [
         Route.build("GET", f"{R}/visits", visit_series, tag="reports", roles=(ADMIN, MANAGER),

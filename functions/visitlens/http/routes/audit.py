@@ -9,10 +9,10 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from visitlens.api.schemas import Input, Output
-from visitlens.api.scope import tenant_tx
-from visitlens.api.services import ApiServices
+from visitlens.http.api.scope import tenant_tx
+from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
+from visitlens.schemas import Input, Output
 from visitlens.tenancy.audit_chain import verify_chain
 
 

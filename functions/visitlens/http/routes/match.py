@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
-from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.onnx_models import load_models
-from visitlens.adapters.postgres import Database
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
-from visitlens.auth.wiring import build_auth
 from visitlens.config import Settings
 from visitlens.errors import InvalidInput, UnsupportedMediaType
+from visitlens.http import health
 from visitlens.http.body import read_upload
 from visitlens.http.router import Ctx, Route
 from visitlens.identity.matching import EmbeddingQuery, Matcher, MatchResponse
-from visitlens.runtime.lazy import Lazy
 from visitlens.vision.decode import decode_image
-from visitlens.vision.pipeline import FacePipeline
 
 
 @dataclass(slots=True)
 class MatchServices:
     settings: Settings
-    db: Database
+    checks: Mapping[str, health.Check]
     auth: AuthService
     matcher: Matcher
-
-
-def lazy_match_services(settings: Settings) -> Lazy[MatchServices]:
-    def build() -> MatchServices:
-        db, _, auth = build_auth(settings)
-        gallery = Gallery.for_settings(settings)
-        pipeline = FacePipeline(*load_models(settings))
-        return MatchServices(settings, db, auth, Matcher(gallery, settings.identity, pipeline))
-
-    return Lazy(build)
 
 
 async def match(ctx: Ctx[MatchServices]) -> MatchResponse:

@@ -18,8 +18,8 @@ from pydantic import (
     field_validator,
 )
 
-from visitlens.adapters.passwords import MIN_PASSWORD_LENGTH
 from visitlens.auth.principal import Role
+from visitlens.validation import MIN_PASSWORD_LENGTH
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Slug = Annotated[

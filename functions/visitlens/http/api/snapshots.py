@@ -6,23 +6,21 @@ path, so a worker can only write below its own camera's prefix, and only for a f
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from minio import Minio
-from minio.error import S3Error
 from pydantic import AwareDatetime, Field
 from starlette.responses import Response
 
-from visitlens.api import audit
-from visitlens.api.cameras import CAMERAS
-from visitlens.api.schemas import Input, Output
-from visitlens.api.scope import tenant_tx
-from visitlens.api.services import ApiServices
 from visitlens.errors import InvalidInput, NotFound
+from visitlens.http.api.cameras import CAMERAS
+from visitlens.http.api.scope import tenant_tx
+from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
+from visitlens.ports import ObjectStore
+from visitlens.schemas import Input, Output
+from visitlens.tenancy import audit
 
 TRACK_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -62,9 +60,7 @@ async def presign_snapshot(ctx: Ctx[ApiServices]) -> SnapshotUpload:
     settings = ctx.services.settings.s3
     key = snapshot_key(tenant_id, site_id, camera_id, body.captured_at, body.track_id)
     ttl = timedelta(seconds=settings.presign_ttl_s)
-    url = await asyncio.to_thread(
-        ctx.services.presigner.presigned_put_object, settings.raw_bucket, key, ttl
-    )
+    url = await ctx.services.presigner.presign_put(settings.raw_bucket, key, ttl)
     return SnapshotUpload(key=key, url=url, expires_at=now + ttl)
 
 
@@ -79,25 +75,14 @@ _VISIT_SHOT = (
 """A visit's best retained shot: the sharpest, then the newest."""
 
 
-async def read_snapshot(store: Minio, bucket: str, key: str | None) -> bytes:
+async def read_snapshot(store: ObjectStore, bucket: str, key: str | None) -> bytes:
     """The JPEG under ``key``; 404 once retention removed it (or there never was one)."""
     if key is None:
         raise NotFound("no snapshot kept for this")
-
-    def read() -> bytes:
-        response = store.get_object(bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
-
     try:
-        return await asyncio.to_thread(read)
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchBucket"):
-            raise NotFound("the snapshot is past its retention") from exc
-        raise
+        return await store.read(bucket, key)
+    except NotFound as exc:
+        raise NotFound("the snapshot is past its retention") from exc
 
 
 def snapshot_response(data: bytes, media_type: str = "image/jpeg") -> Response:

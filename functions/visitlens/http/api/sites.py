@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.api import audit
-from visitlens.api.schemas import SiteCreate, SiteOut, SiteUpdate
-from visitlens.api.scope import site_filters, tenant_tx
-from visitlens.api.services import ApiServices
-from visitlens.api.store import Filter, Table
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.api.scope import site_filters, tenant_tx
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.store import Filter, Table
 from visitlens.http.router import Ctx
+from visitlens.pagination import Page, PageQuery
+from visitlens.schemas import SiteCreate, SiteOut, SiteUpdate
+from visitlens.tenancy import audit
 
 SITES = Table("sites", "site")
 

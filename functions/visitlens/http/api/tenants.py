@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from visitlens.api import audit
-from visitlens.api.schemas import TenantCreate, TenantOut, TenantUpdate
-from visitlens.api.services import ApiServices
-from visitlens.api.store import Table
 from visitlens.errors import Forbidden
-from visitlens.http.pagination import Page, PageQuery
+from visitlens.http.api.services import ApiServices
+from visitlens.http.api.store import Table
 from visitlens.http.router import Ctx
+from visitlens.pagination import Page, PageQuery
+from visitlens.schemas import TenantCreate, TenantOut, TenantUpdate
+from visitlens.tenancy import audit
 from visitlens.tenancy.scope import DbScope
 
 TENANTS = Table("tenants", "tenant")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection, Record
 from visitlens.errors import NotFound
-from visitlens.http.pagination import PageQuery, decode_cursor, encode_cursor
+from visitlens.pagination import PageQuery, decode_cursor, encode_cursor
+from visitlens.ports import Connection, Row
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -50,7 +50,7 @@ class Table:
     label: str
     returning: str = "*"
 
-    async def insert(self, conn: Connection, values: Mapping[str, Any]) -> Record:
+    async def insert(self, conn: Connection, values: Mapping[str, Any]) -> Row:
         cols = [_ident(c) for c in values]
         marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
         sql = (
@@ -61,7 +61,7 @@ class Table:
         assert row is not None
         return row
 
-    async def get(self, conn: Connection, row_id: UUID, filters: Sequence[Filter] = ()) -> Record:
+    async def get(self, conn: Connection, row_id: UUID, filters: Sequence[Filter] = ()) -> Row:
         where, args = _where(filters, 2)
         sql = f"SELECT {self.returning} FROM {_ident(self.name)} WHERE id = $1 AND {where}"
         row = await conn.fetchrow(sql, row_id, *args)
@@ -75,7 +75,7 @@ class Table:
         row_id: UUID,
         values: Mapping[str, Any],
         filters: Sequence[Filter] = (),
-    ) -> Record:
+    ) -> Row:
         if not values:
             return await self.get(conn, row_id, filters)
         sets = [f"{_ident(c)} = ${i}" for i, c in enumerate(values, start=2)]
@@ -97,7 +97,7 @@ class Table:
 
     async def page(
         self, conn: Connection, query: PageQuery, filters: Sequence[Filter] = ()
-    ) -> tuple[list[Record], str | None]:
+    ) -> tuple[list[Row], str | None]:
         """One page in (created_at, id) order and the cursor of the next page, if any."""
         all_filters = list(filters)
         keyset = ""
@@ -116,4 +116,4 @@ class Table:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
-        return rows, cursor
+        return list(rows), cursor

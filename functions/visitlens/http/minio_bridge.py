@@ -11,20 +11,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote_plus
 
 import httpx
 from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from visitlens.adapters.event_tokens import read_token_file, shared_token_matches
+from visitlens.auth.secrets import read_token_file, shared_token_matches
 from visitlens.config import EventAuthSettings
-from visitlens.runtime.gateway import minio_event
+from visitlens.contracts import MINIO_TYPE_PREFIX
 
 logger = logging.getLogger(__name__)
 LIMIT = 1024 * 1024
@@ -78,3 +80,19 @@ def create_app(settings: EventAuthSettings) -> Starlette:
         routes=[Route("/", receive, methods=["POST"]), Route("/healthz", health)],
         lifespan=lifespan,
     )
+
+
+def minio_event(record: dict[str, Any], name: str, bucket: str, key: str) -> CloudEvent:
+    """A MinIO record as a CloudEvent; ``data`` is MinIO's own record JSON, unchanged."""
+    object_info = record["s3"].get("object", {})
+    event_id = f"{bucket}/{key}@{object_info.get('sequencer') or object_info.get('eTag') or ''}"
+    attributes = {
+        "type": MINIO_TYPE_PREFIX + name,
+        "source": f"minio:s3:::{bucket}",
+        "subject": key,
+        "id": event_id if object_info else uuid.uuid4().hex,
+        "datacontenttype": "application/json",
+    }
+    if record.get("eventTime"):
+        attributes["time"] = record["eventTime"]
+    return CloudEvent(attributes, record)

@@ -18,12 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from visitlens.api.services import ApiServices
 from visitlens.errors import InvalidInput
+from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
 from visitlens.metrics import MONITOR_BACKLOG, MONITOR_STREAMS
 
@@ -50,57 +49,6 @@ class MonitorEvent(BaseModel):
     dwell_s: float
     has_snapshot: bool = False
     """A snapshot is retained: GET /v1/tenants/{tenant}/visits/{visit_id}/snapshot."""
-
-
-class VisitFeed:
-    """One LISTEN connection per instance; wakes the subscribed streams of the notified tenant."""
-
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: asyncpg.Connection | None = None
-        self._lock = asyncio.Lock()
-        self._subscribers: dict[UUID, set[asyncio.Event]] = {}
-
-    async def subscribe(self, tenant_id: UUID) -> asyncio.Event:
-        await self._connect()
-        wake = asyncio.Event()
-        self._subscribers.setdefault(tenant_id, set()).add(wake)
-        return wake
-
-    def unsubscribe(self, tenant_id: UUID, wake: asyncio.Event) -> None:
-        self._subscribers.get(tenant_id, set()).discard(wake)
-
-    async def _connect(self) -> None:
-        async with self._lock:
-            if self._conn is not None and not self._conn.is_closed():
-                return
-            try:
-                self._conn = await asyncpg.connect(self._dsn)
-                await self._conn.add_listener(CHANNEL, self._notified)
-            except (OSError, asyncpg.PostgresError) as exc:  # streams fall back to polling
-                logger.warning("monitor: LISTEN unavailable (%s); polling", type(exc).__name__)
-                self._conn = None
-
-    def _notified(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        tenant, _, _site = str(payload).partition(",")
-        try:
-            key = UUID(tenant)
-        except ValueError:
-            return
-        for wake in self._subscribers.get(key, ()):
-            wake.set()
-
-
-_feeds: dict[str, VisitFeed] = {}
-
-
-def feed_for(services: ApiServices) -> VisitFeed:
-    from visitlens.stack.endpoints import resolve
-
-    dsn = resolve(services.settings).app_dsn
-    if dsn not in _feeds:
-        _feeds[dsn] = VisitFeed(dsn)
-    return _feeds[dsn]
 
 
 def _event_id(updated_at: datetime, visit_id: UUID) -> str:
@@ -137,7 +85,7 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
     db = ctx.services.db
     last_event = ctx.request.headers.get("last-event-id")
     since = parse_event_id(last_event) if last_event else None
-    feed = feed_for(ctx.services)
+    feed = ctx.services.feed
 
     async def changes(after: tuple[datetime, UUID]) -> list[Any]:
         """One page of changes after ``after`` (keyset: updated_at, then id)."""

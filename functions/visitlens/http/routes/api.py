@@ -5,17 +5,14 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from visitlens import __version__
-from visitlens.api import (
-    api_keys,
-    audit_routes,
-    auth_routes,
-    cameras,
-    sites,
-    snapshots,
-    tenants,
-    users,
-)
-from visitlens.api.schemas import (
+from visitlens.auth.principal import Role
+from visitlens.http.api import api_keys, cameras, sites, snapshots, tenants, users
+from visitlens.http.api.services import ApiServices
+from visitlens.http.router import Ctx, Route
+from visitlens.http.routes import audit as audit_routes
+from visitlens.http.routes import auth as auth_routes
+from visitlens.pagination import Page, PageQuery
+from visitlens.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -36,10 +33,6 @@ from visitlens.api.schemas import (
     UserOut,
     UserUpdate,
 )
-from visitlens.api.services import ApiServices
-from visitlens.auth.principal import Role
-from visitlens.http.pagination import Page, PageQuery
-from visitlens.http.router import Ctx, Route
 
 SYS = Role.SYSTEM_ADMIN
 ADMIN = Role.TENANT_ADMIN
@@ -370,7 +363,7 @@ ROUTES: list[Route] = [
 
 
 def _report_routes() -> list[Route]:
-    from visitlens.reports.routes import routes
+    from visitlens.http.routes.reports import routes
 
     return routes()
 

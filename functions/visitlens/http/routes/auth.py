@@ -6,7 +6,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from visitlens.api.schemas import (
+from visitlens.auth.service import TokenGrant
+from visitlens.http.api.services import ApiServices
+from visitlens.http.router import Ctx
+from visitlens.schemas import (
     ApiKeyGrant,
     Me,
     PasswordGrant,
@@ -14,9 +17,6 @@ from visitlens.api.schemas import (
     TokenRequest,
     TokenResponse,
 )
-from visitlens.api.services import ApiServices
-from visitlens.auth.service import TokenGrant
-from visitlens.http.router import Ctx
 
 
 def _response(grant: TokenGrant) -> TokenResponse:

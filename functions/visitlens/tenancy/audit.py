@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from visitlens.adapters.postgres import Connection
 from visitlens.auth.principal import Principal
+from visitlens.ports import Connection
 
 
 async def record(

@@ -2,71 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from minio import Minio
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
-from visitlens.adapters.gallery import Gallery
-from visitlens.adapters.postgres import Database
-from visitlens.api import audit
-from visitlens.api.schemas import Input
-from visitlens.api.snapshots import read_snapshot, snapshot_response
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
-from visitlens.auth.wiring import build_auth
-from visitlens.config import Settings
 from visitlens.errors import NotFound
 from visitlens.http import health
-from visitlens.http.pagination import Page, PageQuery, decode_cursor, encode_cursor
+from visitlens.http.api.snapshots import read_snapshot, snapshot_response
 from visitlens.http.router import Ctx, Route
+from visitlens.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger
-from visitlens.runtime.lazy import Lazy
+from visitlens.ports import ObjectStore, Transactions
+from visitlens.schemas import Input
+from visitlens.tenancy import audit
 
 ADMIN = Role.TENANT_ADMIN
 
 
 @dataclass(slots=True)
 class PersonServices:
-    db: Database
+    """What the merge and erase functions' handlers use."""
+
+    db: Transactions
+    checks: Mapping[str, health.Check]
     auth: AuthService
     merger: PersonMerger
     eraser: Eraser
-    store: Minio
+    store: ObjectStore
     raw_bucket: str
-
-
-def dependency_checks(s: PersonServices) -> dict[str, health.Check]:
-    """What the merge and erase functions use (their GET /readyz)."""
-    return {
-        "database": health.database(s.db),
-        "gallery": s.merger.gallery.ping,
-        "object_store": health.bucket(s.store, s.raw_bucket),
-    }
-
-
-def lazy_person_services(settings: Settings) -> Lazy[PersonServices]:
-    def build() -> PersonServices:
-        from visitlens.stack import s3
-        from visitlens.stack.endpoints import s3_endpoint
-
-        db, _, auth = build_auth(settings)
-        gallery = Gallery.for_settings(settings)
-        client = s3.client(settings.s3, s3_endpoint(settings))
-        return PersonServices(
-            db,
-            auth,
-            PersonMerger(db, gallery),
-            Eraser(db, gallery, client, settings.s3),
-            client,
-            settings.s3.raw_bucket,
-        )
-
-    return Lazy(build)
 
 
 class MergeRequest(Input):

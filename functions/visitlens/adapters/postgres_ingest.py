@@ -1,0 +1,272 @@
+"""The ingest use-case's unit of work in PostgreSQL: :class:`visitlens.identity.ingest.IngestStore`.
+
+Every statement of a pass's sighting, customer, visit, views and demographics, in the transaction
+the use-case opens; row-level security scopes each to the transaction's tenant. The statements
+are batched where the use-case asks per batch (stored results, cameras, busy people, existing
+people: one round trip each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+
+from visitlens.adapters.postgres import Connection, Database
+from visitlens.contracts import DemographicsEstimate
+from visitlens.identity.decisions import Decision, OpenVisit, View, VisitChange
+from visitlens.identity.ingest import (
+    CameraSite,
+    EventKey,
+    Shot,
+    StoredSighting,
+    Track,
+    VisitOutcome,
+)
+from visitlens.reports.stats import mark_dirty
+from visitlens.tenancy.scope import DbScope
+
+
+class PostgresIngestStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def unit(self, scope: DbScope) -> AsyncIterator[PostgresIngestUnit]:
+        async with self._db.transaction(scope) as conn:
+            yield PostgresIngestUnit(conn)
+
+
+class PostgresIngestUnit:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def savepoint(self) -> AbstractAsyncContextManager[Any]:
+        return self._conn.transaction()
+
+    async def stored_results(
+        self, tenant_id: UUID, keys: Sequence[EventKey]
+    ) -> dict[tuple[str, str], StoredSighting]:
+        rows = await self._conn.fetch(
+            "SELECT s.id, s.ce_source, s.ce_id, s.decision, s.customer_id, s.staff_id, "
+            "s.similarity, s.visit_id, s.opened_visit AS opened, s.ce_digest, v.started_at, "
+            "v.ended_at, c.visit_count FROM sightings s LEFT JOIN visits v ON v.id = s.visit_id "
+            "LEFT JOIN customers c ON c.id = s.customer_id "
+            "WHERE s.tenant_id = $1 AND (s.ce_source, s.ce_id) IN "
+            "(SELECT * FROM unnest($2::text[], $3::text[]))",
+            tenant_id, [k.source for k in keys], [k.event_id for k in keys],
+        )  # fmt: skip
+        out = {}
+        for r in rows:
+            visit = None
+            if r["visit_id"] is not None:
+                visit = VisitOutcome(r["visit_id"], r["started_at"], r["ended_at"],
+                                     bool(r["opened"]), r["visit_count"] or 1)  # fmt: skip
+            out[(r["ce_source"], r["ce_id"])] = StoredSighting(
+                r["id"], r["decision"], r["customer_id"], r["staff_id"], r["similarity"],
+                r["ce_digest"], visit,
+            )  # fmt: skip
+        return out
+
+    async def cameras(self, camera_ids: set[UUID]) -> dict[UUID, CameraSite]:
+        rows = await self._conn.fetch(
+            "SELECT c.id, c.site_id, s.visit_window_s, t.replay_horizon_days, "
+            "t.demographics_enabled FROM cameras c JOIN sites s ON s.id = c.site_id "
+            "JOIN tenants t ON t.id = s.tenant_id WHERE c.id = ANY($1::uuid[])",
+            list(camera_ids),
+        )
+        sites = {}
+        for r in rows:
+            sites[r["id"]] = CameraSite(
+                r["site_id"], r["visit_window_s"], r["replay_horizon_days"],
+                r["demographics_enabled"],
+            )  # fmt: skip
+        return sites
+
+    async def busy_people(
+        self, tracks: Sequence[Track], max_pass: timedelta
+    ) -> list[frozenset[UUID]]:
+        """One query for the whole batch. No pass lasts longer than ``max_pass``, so a pass that
+        overlaps began at most that long before this one: the index range has both ends (without
+        the lower one, each event would scan every earlier sighting of the camera)."""
+        rows = await self._conn.fetch(
+            "SELECT t.n, coalesce(s.customer_id, s.staff_id) AS person "
+            "FROM unnest($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[]) "
+            "AS t(n, camera_id, track_id, first_seen, last_seen) "
+            "JOIN sightings s ON s.camera_id = t.camera_id AND s.track_id <> t.track_id "
+            "AND s.captured_at <= t.last_seen AND s.captured_at >= t.first_seen - $6::interval "
+            "AND s.last_seen_at >= t.first_seen "
+            "WHERE coalesce(s.customer_id, s.staff_id) IS NOT NULL",
+            list(range(len(tracks))), [t.camera_id for t in tracks], [t.track_id for t in tracks],
+            [t.first_seen for t in tracks], [t.last_seen for t in tracks], max_pass,
+        )  # fmt: skip
+        busy: list[set[UUID]] = [set() for _ in tracks]
+        for row in rows:
+            busy[row["n"]].add(row["person"])
+        return [frozenset(b) for b in busy]
+
+    async def existing_people(self, people: set[UUID]) -> set[UUID]:
+        if not people:
+            return set()
+        rows = await self._conn.fetch(
+            "SELECT id FROM customers WHERE id = ANY($1::uuid[]) "
+            "UNION ALL SELECT id FROM staff WHERE id = ANY($1::uuid[]) AND active",
+            list(people),
+        )
+        return {r["id"] for r in rows}
+
+    async def gallery_sizes(self) -> tuple[int, int]:
+        row = await self._conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE person_kind = 'customer') AS customers, "
+            "count(*) FILTER (WHERE person_kind = 'staff') AS staff FROM person_embeddings"
+        )
+        assert row is not None
+        return row["customers"], row["staff"]
+
+    async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:
+        sighting_id: UUID | None = await self._conn.fetchval(
+            "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
+            "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
+            "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
+            "$14) "
+            "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
+            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
+            key.event_type, track.first_seen, track.last_seen, track.track_id,
+            decision.outcome.value, decision.similarity,
+            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
+        )  # fmt: skip
+        return sighting_id
+
+    async def set_sighting_staff(self, sighting_id: UUID, staff_id: UUID) -> None:
+        await self._conn.execute(
+            "UPDATE sightings SET staff_id = $2 WHERE id = $1", sighting_id, staff_id
+        )
+
+    async def add_customer(self, track: Track) -> UUID:
+        customer_id: UUID = await self._conn.fetchval(
+            "INSERT INTO customers (tenant_id, first_seen_at, last_seen_at, first_site_id, "
+            "visit_count) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+            track.tenant_id, track.first_seen, track.last_seen, track.site_id,
+        )  # fmt: skip
+        return customer_id
+
+    async def lock_customer(
+        self, customer_id: UUID, site_id: UUID
+    ) -> tuple[bool, OpenVisit | None]:
+        """The customer's row lock serialises every change to their visits; their latest visit at
+        this site comes with it (one round trip)."""
+        row = await self._conn.fetchrow(
+            "SELECT v.id, v.started_at, v.ended_at FROM customers c LEFT JOIN LATERAL ("
+            "SELECT id, started_at, ended_at FROM visits WHERE customer_id = c.id "
+            "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1) v ON true "
+            "WHERE c.id = $1 FOR UPDATE OF c",
+            customer_id, site_id,
+        )  # fmt: skip
+        if row is None:
+            return False, None
+        return True, OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
+
+    async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
+        await self._conn.execute(
+            "UPDATE visits SET started_at = $2, ended_at = $3, "
+            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $1",
+            change.visit_id, change.started_at, change.ended_at,
+        )  # fmt: skip
+        visits: int = await self._conn.fetchval(
+            "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
+            "first_seen_at = least(first_seen_at, $3), updated_at = now() "
+            "WHERE id = $1 RETURNING visit_count",
+            customer_id, track.last_seen, track.first_seen,
+        )  # fmt: skip
+        return visits
+
+    async def open_visit(
+        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
+    ) -> tuple[UUID, int]:
+        visit_id: UUID = await self._conn.fetchval(
+            "INSERT INTO visits (tenant_id, site_id, customer_id, started_at, ended_at, is_new) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            track.tenant_id, track.site_id, customer_id, change.started_at, change.ended_at,
+            is_new,
+        )  # fmt: skip
+        visits: int = await self._conn.fetchval(
+            "UPDATE customers SET visit_count = visit_count + 1, "
+            "last_seen_at = greatest(last_seen_at, $2), "
+            "first_seen_at = least(first_seen_at, $3), updated_at = now() "
+            "WHERE id = $1 RETURNING visit_count",
+            customer_id, track.last_seen, track.first_seen,
+        )  # fmt: skip
+        return visit_id, visits
+
+    async def link_sighting(
+        self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool
+    ) -> None:
+        await self._conn.execute(
+            "UPDATE sightings SET customer_id = $2, visit_id = $3, opened_visit = $4 WHERE id = $1",
+            sighting_id, customer_id, visit_id, opened,
+        )  # fmt: skip
+
+    async def customer_views(self, customer_id: UUID) -> list[View]:
+        rows = await self._conn.fetch(
+            "SELECT id, quality, embedding FROM person_embeddings "
+            "WHERE customer_id = $1 AND embedding IS NOT NULL",
+            customer_id,
+        )
+        return [
+            View(r["id"], np.frombuffer(r["embedding"], "<f4"), float(r["quality"] or 0))
+            for r in rows
+        ]
+
+    async def add_views(
+        self, track: Track, customer_id: UUID, views: Sequence[tuple[UUID, Shot]]
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
+            "dim, quality, source, snapshot_key, embedding) "
+            "SELECT v, $2, 'customer', $3, $4, $5, q, 'track', $7, e "
+            "FROM unnest($1::uuid[], $6::real[], $8::bytea[]) AS t(v, q, e)",
+            [view_id for view_id, _ in views], track.tenant_id, customer_id, track.model_id,
+            track.dim, [shot.quality for _, shot in views], track.snapshot_key,
+            [shot.embedding.astype("<f4").tobytes() for _, shot in views],
+        )  # fmt: skip
+
+    async def remove_views(self, view_ids: Sequence[UUID]) -> None:
+        await self._conn.execute(
+            "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(view_ids)
+        )
+
+    async def add_demographics(
+        self,
+        sighting_id: UUID,
+        customer_id: UUID,
+        estimate: DemographicsEstimate,
+        evidence: float,
+    ) -> tuple[float, dict[str, int]]:
+        await self._conn.execute(
+            "UPDATE sightings SET gender = $2, age_band = $3 WHERE id = $1",
+            sighting_id, estimate.gender, estimate.age_band,
+        )  # fmt: skip
+        row = await self._conn.fetchrow(
+            "UPDATE customers SET gender_score = gender_score + $2, age_band_votes = CASE "
+            "WHEN $3::text IS NULL THEN age_band_votes ELSE jsonb_set(age_band_votes, "
+            "ARRAY[$3::text], to_jsonb(coalesce((age_band_votes ->> $3::text)::int, 0) + 1)) END "
+            "WHERE id = $1 RETURNING gender_score, age_band_votes",
+            customer_id, evidence, estimate.age_band,
+        )  # fmt: skip
+        assert row is not None  # the customer row is locked by this transaction
+        return float(row["gender_score"]), dict(row["age_band_votes"])
+
+    async def set_customer_demographics(
+        self, customer_id: UUID, gender: str | None, band: str | None
+    ) -> None:
+        await self._conn.execute(
+            "UPDATE customers SET gender = $2, age_band = $3 WHERE id = $1",
+            customer_id, gender, band,
+        )  # fmt: skip
+
+    async def mark_dirty(self, site_id: UUID, instants: Sequence[datetime]) -> None:
+        await mark_dirty(self._conn, site_id, *instants)

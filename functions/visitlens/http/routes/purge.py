@@ -1,0 +1,80 @@
+"""The `purge` function's HTTP side: the nightly retention run (a PingSource tick), then each
+tenant's audit chain verified."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from visitlens.contracts import PING_TYPE
+from visitlens.errors import InvalidInput, VisitlensError
+from visitlens.http import health
+from visitlens.http.cloudevents import DeliveryVerifier, read_event, rejection
+from visitlens.lazy import Lazy
+from visitlens.metrics import AUDIT_CHAIN_PROBLEMS, PURGE_LAST_SUCCESS, PURGE_SURVIVORS, PURGED
+from visitlens.ports import Transactions
+from visitlens.retention.purge import Purger
+from visitlens.tenancy.audit_chain import verify_chain
+from visitlens.tenancy.scope import DbScope
+
+logger = logging.getLogger(__name__)
+TICK_LIMIT = 16 * 1024
+
+
+@dataclass(slots=True)
+class PurgeServices:
+    db: Transactions
+    checks: Mapping[str, health.Check]
+    purger: Purger
+
+
+class PurgeEndpoint:
+    """The function's one handler (behind the health probes)."""
+
+    def __init__(self, services: Lazy[PurgeServices], deliveries: DeliveryVerifier) -> None:
+        self._services = services
+        self._deliveries = deliveries
+
+    async def checks(self) -> Mapping[str, health.Check]:
+        """The dependencies this function uses (GET /readyz)."""
+        return (await self._services()).checks
+
+    async def __call__(self, request: Request) -> Response:
+        if (answer := await health.probe(request, self.checks)) is not None:
+            return answer
+        event = None
+        try:
+            self._deliveries.verify(request.headers.get("authorization"))
+            event = await read_event(request, TICK_LIMIT)
+            if event["type"] != PING_TYPE:
+                raise InvalidInput(f"purge runs on cron ticks, not {event['type']}", field="type")
+            s = await self._services()
+            results = await s.purger.run()
+        except VisitlensError as error:
+            return rejection(error, event)
+        PURGED.labels("objects").inc(sum(r["objects_deleted"] for r in results))
+        PURGED.labels("pointers").inc(sum(r["pointers_cleared"] for r in results))
+        PURGE_SURVIVORS.set(sum(r["survivors_remaining"] for r in results))
+        PURGE_LAST_SUCCESS.set_to_current_time()
+        AUDIT_CHAIN_PROBLEMS.set(await _chain_problems(s, results))
+        return JSONResponse({"tenants": results})
+
+
+async def _chain_problems(p: PurgeServices, results: list[dict[str, Any]]) -> int:
+    """The nightly run also verifies each tenant's audit chain (the run just appended to it):
+    edited, deleted or reordered rows raise `visitlens_audit_chain_problems` and its alert."""
+    problems = 0
+    for result in results:
+        tenant = UUID(result["tenant_id"])
+        async with p.db.transaction(DbScope(tenant)) as conn:
+            report = await verify_chain(conn, tenant)
+        if report.problems:
+            logger.error("audit chain of tenant %s: %s", tenant, "; ".join(report.problems))
+        problems += len(report.problems)
+    return problems
