@@ -1,0 +1,272 @@
+"""The ingest use-case's decisions against in-memory fakes of its ports (no stack, milliseconds):
+new vs returning, visit windows, replays and conflicts, refusals that change nothing, staff, the
+"one person is not two tracks at once" rule, batches, and a gallery outage mid-write."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import numpy as np
+import pytest
+
+from tests.fakes import FakeClock, FakeGallery, FakeIngestStore
+from visitlens.auth.principal import Principal, PrincipalKind, Role
+from visitlens.config import IdentitySettings
+from visitlens.contracts import DemographicsEstimate
+from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
+from visitlens.identity.decisions import Outcome, PersonKind
+from visitlens.identity.ingest import (
+    CameraSite,
+    EventKey,
+    IngestResult,
+    IngestService,
+    Shot,
+    Submission,
+    Track,
+)
+from visitlens.ports import GalleryRow
+
+RNG = np.random.default_rng(7)
+TENANT, SITE, CAMERA, OTHER_CAMERA = uuid4(), uuid4(), uuid4(), uuid4()
+WINDOW_S = 1800
+
+
+def face() -> np.ndarray:
+    v = RNG.standard_normal(128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def seen_again(v: np.ndarray, noise: float = 0.05) -> np.ndarray:
+    w = v + noise * RNG.standard_normal(128).astype(np.float32) / np.sqrt(128)
+    out: np.ndarray = (w / np.linalg.norm(w)).astype(np.float32)
+    return out
+
+
+class World:
+    def __init__(self, *, demographics: bool = False) -> None:
+        self.clock = FakeClock()
+        self.store = FakeIngestStore()
+        self.gallery = FakeGallery()
+        self.store.state.cameras[CAMERA] = CameraSite(SITE, WINDOW_S, 30, demographics)
+        self.store.state.cameras[OTHER_CAMERA] = CameraSite(SITE, WINDOW_S, 30, demographics)
+        self.service = IngestService(self.store, self.gallery, IdentitySettings(), self.clock)
+        self.worker = Principal(uuid4(), PrincipalKind.API_KEY, Role.WORKER, TENANT,
+                                frozenset({SITE}), frozenset({CAMERA, OTHER_CAMERA}))  # fmt: skip
+
+    def track(
+        self, embedding: np.ndarray, *, ago_s: float = 0, lasting_s: float = 4,
+        camera: UUID = CAMERA, demographics: DemographicsEstimate | None = None,
+    ) -> tuple[EventKey, Track]:  # fmt: skip
+        end = self.clock.now() - timedelta(seconds=ago_s)
+        track_id = f"t-{uuid4().hex[:8]}"
+        track = Track(
+            TENANT, SITE, camera, track_id, end - timedelta(seconds=lasting_s), end,
+            self.gallery.model_id, self.gallery.dim, (Shot(embedding, 0.9),), None,
+            demographics=demographics,
+        )  # fmt: skip
+        source = f"/tenants/{TENANT}/sites/{SITE}/cameras/{camera}"
+        return EventKey(source, uuid4().hex, "com.visitlens.face.detected.v2", b"d" * 32), track
+
+    async def ingest(self, key: EventKey, track: Track) -> IngestResult:
+        return await self.service.ingest(self.worker, key, track)
+
+    def snapshot(self) -> tuple[object, set[UUID]]:
+        return copy.deepcopy(self.store.state), set(self.gallery.rows)
+
+
+async def test_a_first_pass_is_a_new_customer_with_a_visit_and_a_gallery_view() -> None:
+    w = World()
+    result = await w.ingest(*w.track(face()))
+    assert result.outcome is Outcome.NEW and result.is_new_customer and not result.replayed
+    assert result.visit is not None and result.visit.opened and result.visit.visit_count == 1
+    assert set(w.store.state.customers) == {result.customer_id}
+    assert w.gallery.people(TENANT) == {result.customer_id}
+    assert {site for site, _ in w.store.state.dirty} == {SITE}  # the report hour is marked stale
+
+
+async def test_the_same_face_within_the_window_extends_the_visit() -> None:
+    w = World()
+    me = face()
+    first = await w.ingest(*w.track(me))
+    w.clock.advance(minutes=5)
+    again = await w.ingest(*w.track(seen_again(me)))
+    assert again.outcome is Outcome.RETURNING and again.customer_id == first.customer_id
+    assert again.visit is not None and first.visit is not None
+    assert again.visit.visit_id == first.visit.visit_id and not again.visit.opened
+    assert again.visit.visit_count == 1 and len(w.store.state.visits) == 1
+
+
+async def test_the_same_face_after_the_window_is_a_second_visit() -> None:
+    w = World()
+    me = face()
+    first = await w.ingest(*w.track(me))
+    w.clock.advance(seconds=WINDOW_S + 600)
+    later = await w.ingest(*w.track(seen_again(me)))
+    assert later.outcome is Outcome.RETURNING and later.customer_id == first.customer_id
+    assert later.visit is not None and later.visit.opened and later.visit.visit_count == 2
+    assert not later.is_new_customer
+
+
+async def test_two_people_are_two_customers() -> None:
+    w = World()
+    a = await w.ingest(*w.track(face()))
+    b = await w.ingest(*w.track(face(), camera=OTHER_CAMERA))
+    assert a.customer_id != b.customer_id and b.outcome is Outcome.NEW
+
+
+async def test_a_replay_answers_the_stored_result_and_changes_nothing() -> None:
+    w = World()
+    key, track = w.track(face())
+    first = await w.ingest(key, track)
+    before = w.snapshot()
+    replay = await w.ingest(key, track)
+    assert replay.replayed and replay.sighting_id == first.sighting_id
+    assert replay.customer_id == first.customer_id and replay.visit == first.visit
+    assert w.snapshot() == before
+
+
+async def test_the_same_event_id_with_other_data_is_a_conflict() -> None:
+    w = World()
+    key, track = w.track(face())
+    await w.ingest(key, track)
+    before = w.snapshot()
+    forged = EventKey(key.source, key.event_id, key.event_type, b"x" * 32)
+    with pytest.raises(Conflict) as refused:
+        await w.ingest(forged, track)
+    assert refused.value.field == "id" and w.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ("source", "source"),
+        ("future", "data.last_seen"),
+        ("too_long", "data.last_seen"),
+        ("old", "data.first_seen"),
+        ("model", "data.model_id"),
+        ("camera", "data.camera_id"),
+    ],
+)
+async def test_a_refused_event_names_its_field_and_changes_nothing(change: str, field: str) -> None:
+    w = World()
+    await w.ingest(*w.track(face()))
+    before = w.snapshot()
+    key, track = w.track(face())
+    if change == "source":
+        key = EventKey("/tenants/x/sites/y/cameras/z", key.event_id, key.event_type, key.digest)
+    elif change == "future":
+        track = w.track(face(), ago_s=-3600)[1]
+    elif change == "too_long":
+        track = w.track(face(), lasting_s=24 * 3600)[1]
+    elif change == "old":
+        track = w.track(face(), ago_s=40 * 86_400)[1]
+    elif change == "model":
+        track = Track(**{**{s: getattr(track, s) for s in Track.__slots__}, "model_id": "other"})
+    elif change == "camera":
+        w.store.state.cameras.pop(CAMERA)
+    with pytest.raises(InvalidInput) as refused:
+        await w.ingest(key, track)
+    assert refused.value.field == field
+    if change != "camera":
+        assert w.snapshot() == before
+
+
+async def test_a_worker_writes_only_its_own_cameras() -> None:
+    w = World()
+    key, track = w.track(face())
+    intruder = Principal(uuid4(), PrincipalKind.API_KEY, Role.WORKER, TENANT,
+                         frozenset({SITE}), frozenset({OTHER_CAMERA}))  # fmt: skip
+    with pytest.raises(Forbidden):
+        await w.service.ingest(intruder, key, track)
+    other_tenant = Principal(uuid4(), PrincipalKind.API_KEY, Role.WORKER, uuid4(),
+                             frozenset({SITE}), frozenset({CAMERA}))  # fmt: skip
+    with pytest.raises(Forbidden):
+        await w.service.ingest(other_tenant, key, track)
+    assert w.store.commits == 0 and not w.gallery.rows
+
+
+async def test_active_staff_are_recognised_and_never_counted() -> None:
+    w = World()
+    staff_id, me = uuid4(), face()
+    w.store.state.staff[staff_id] = True
+    w.store.state.views[uuid4()] = {"customer_id": None, "kind": PersonKind.STAFF,
+                                    "quality": 0.9, "embedding": me.tobytes()}  # fmt: skip
+    await w.gallery.insert([GalleryRow(uuid4(), TENANT, staff_id, PersonKind.STAFF, me)])
+    result = await w.ingest(*w.track(seen_again(me)))
+    assert result.outcome is Outcome.STAFF and result.staff_id == staff_id
+    assert result.visit is None and not w.store.state.customers and not w.store.state.visits
+
+
+async def test_vectors_of_someone_no_longer_there_do_not_match() -> None:
+    """Gallery vectors can outlive their person (an erasure, a deactivated staff member)."""
+    w = World()
+    gone, me = uuid4(), face()
+    await w.gallery.insert([GalleryRow(uuid4(), TENANT, gone, PersonKind.CUSTOMER, me)])
+    result = await w.ingest(*w.track(seen_again(me)))
+    assert result.outcome is Outcome.NEW and result.customer_id != gone
+
+
+async def test_one_person_is_not_two_tracks_at_one_camera_at_once() -> None:
+    """Twins (or a look-alike) passing together: the second track cannot be the first person."""
+    w = World()
+    me = face()
+    first = await w.ingest(*w.track(me, lasting_s=20))
+    twin = await w.ingest(*w.track(seen_again(me), lasting_s=10))
+    assert twin.outcome is Outcome.NEW and twin.customer_id != first.customer_id
+
+
+async def test_a_batch_counts_a_person_passing_twice_once() -> None:
+    w = World()
+    me = face()
+    early = w.track(me, ago_s=120)
+    late = w.track(seen_again(me), ago_s=30, camera=OTHER_CAMERA)
+    results = await w.service.ingest_many(w.worker, [Submission(*early), Submission(*late)])
+    assert all(isinstance(r, IngestResult) for r in results)
+    first, second = results
+    assert isinstance(first, IngestResult) and isinstance(second, IngestResult)
+    assert first.outcome is Outcome.NEW and second.outcome is Outcome.RETURNING
+    assert second.customer_id == first.customer_id and len(w.store.state.customers) == 1
+    assert w.gallery.searches == 1  # one multi-vector search for the whole batch
+    assert w.store.commits == 2  # one read unit, one write unit
+
+
+async def test_a_bad_event_in_a_batch_is_refused_alone() -> None:
+    w = World()
+    good, bad = w.track(face()), w.track(face(), ago_s=-3600)
+    also_good = w.track(face(), camera=OTHER_CAMERA)
+    results = await w.service.ingest_many(
+        w.worker, [Submission(*good), Submission(*bad), Submission(*also_good)]
+    )
+    assert isinstance(results[1], VisitlensError) and results[1].field == "data.last_seen"
+    assert isinstance(results[0], IngestResult) and isinstance(results[2], IngestResult)
+    assert len(w.store.state.customers) == 2
+
+
+async def test_a_gallery_outage_counts_nothing_and_the_retry_counts_once() -> None:
+    w = World()
+    key, track = w.track(face())
+    before = w.snapshot()
+    w.gallery.fail_next_insert = True
+    with pytest.raises(TransientError):
+        await w.ingest(key, track)
+    assert w.snapshot() == before  # the write unit rolled back; no vector was left behind
+    result = await w.ingest(key, track)  # the sender's retry
+    assert result.outcome is Outcome.NEW and not result.replayed
+    assert len(w.store.state.customers) == 1 and len(w.store.state.sightings) == 1
+
+
+async def test_demographics_accumulate_on_the_customer_when_the_tenant_allows() -> None:
+    w = World(demographics=True)
+    me = face()
+    estimate = DemographicsEstimate(gender="female", gender_confidence=0.9, age_band="25-34")
+    first = await w.ingest(*w.track(me, demographics=estimate))
+    assert first.customer_id is not None
+    customer = w.store.state.customers[first.customer_id]
+    assert customer["gender"] == "female" and customer["age_band"] == "25-34"
+
+    off = World(demographics=False)
+    quiet = await off.ingest(*off.track(face(), demographics=estimate))
+    assert quiet.customer_id is not None
+    assert off.store.state.customers[quiet.customer_id]["gender"] is None
