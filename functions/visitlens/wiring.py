@@ -15,10 +15,13 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
+from visitlens.adapters.broker import BrokerPublisher
 from visitlens.adapters.endpoints import database_dsns, milvus_uri, s3_endpoint
 from visitlens.adapters.event_tokens import EventTokenVerifier, function_audience
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.jwt_keys import KeyRing
+from visitlens.adapters.logs import configure
+from visitlens.adapters.metrics import observed, serve
 from visitlens.adapters.object_store import S3ObjectStore
 from visitlens.adapters.onnx_models import embedding_space, load_models
 from visitlens.adapters.passwords import OffLoopHasher
@@ -27,14 +30,13 @@ from visitlens.adapters.postgres_ingest import PostgresIngestStore
 from visitlens.adapters.postgres_persons import PostgresPersonsStore
 from visitlens.adapters.postgres_retention import PostgresPurgeStore
 from visitlens.adapters.postgres_staff import PostgresStaffStore
+from visitlens.adapters.ratelimit import LoginLimiter, RateLimiter
 from visitlens.adapters.visit_feed import VisitFeed
 from visitlens.auth.service import AuthService
 from visitlens.config import Settings, load_settings
 from visitlens.http import health
 from visitlens.http.api.services import ApiServices
-from visitlens.http.cloudevents import BrokerPublisher
 from visitlens.http.function import Checked, Endpoint, RoutedFunction
-from visitlens.http.ratelimit import LoginLimiter, RateLimiter
 from visitlens.http.router import Route, Router
 from visitlens.http.routes import aggregate as aggregate_routes
 from visitlens.http.routes import api as api_routes
@@ -46,8 +48,6 @@ from visitlens.http.routes import staff as staff_routes
 from visitlens.identity.ingest import IngestService
 from visitlens.identity.matching import Matcher
 from visitlens.lazy import Lazy
-from visitlens.logs import configure
-from visitlens.metrics import observed, serve
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger
 from visitlens.ports import SystemClock

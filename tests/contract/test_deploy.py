@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from visitlens.deploy.render import knative, nginx_conf, openfaas
 from visitlens.http.console import CONSOLE_HEADERS
-from visitlens.runtime.spec import (
+from visitlens_dev.deploy.render import knative, nginx_conf, openfaas
+from visitlens_dev.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
     CronTrigger,

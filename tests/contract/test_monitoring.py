@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
-import visitlens.metrics  # noqa: F401 - registers the functions' metrics
+import visitlens.adapters.metrics  # noqa: F401 - registers the functions' metrics
 from tests.conftest import REPO
 from visitlens_edge.health import State, _Collector
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.edge.conftest import edge_config, health_port, lfw, start_worker
-from visitlens.e2e import start_rtsp
-from visitlens.stack.processes import free_port, terminate
 from visitlens.vision.pipeline import Detector
+from visitlens_dev.e2e import start_rtsp
+from visitlens_dev.stack.processes import free_port, terminate
 from visitlens_edge.queue import DiskQueue, QueueFull
 from visitlens_edge.synthetic import Pass, render, to_frames
 

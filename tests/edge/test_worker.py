@@ -25,7 +25,7 @@ from tests.edge.conftest import (
     start_worker,
 )
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 from visitlens.vision.pipeline import Detector
 from visitlens_edge.synthetic import Pass, render
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import PASSWORD, TenantWorld, make_world, ok, password_token
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.onnx_models import load_demographics, load_model_pair
 from visitlens.adapters.postgres import Database
 from visitlens.config import ModelSettings, Settings
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 from visitlens.vision.alignment import align
 from visitlens.vision.demographics import (
     FaceEstimate,

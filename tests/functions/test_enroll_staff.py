@@ -18,9 +18,9 @@ from minio import Minio
 from tests.conftest import SHARED, TenantWorld, delivery, load_function, ok
 from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
+from visitlens.adapters.minio_bridge import minio_event
 from visitlens.config import Settings
-from visitlens.http.minio_bridge import minio_event
-from visitlens.stack import s3 as s3_stack
+from visitlens_dev.stack import s3 as s3_stack
 
 pytestmark = pytest.mark.integration
 LFW = SHARED / "faces" / "lfw"

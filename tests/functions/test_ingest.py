@@ -24,9 +24,7 @@ from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import GalleryRow
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope, GalleryRow, PersonKind
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TenantWorld
 from tests.functions.test_ingest import T0, counts, ingest_client, person, track_event
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 __all__ = ["ingest_client"]  # the module-scoped fixture, shared
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import TenantWorld, delivery, function_clients
 from tests.functions.test_ingest import T0, person, send, track_event
 from visitlens.adapters.event_tokens import EventTokenIssuer
-from visitlens.logs import (
+from visitlens.adapters.logs import (
     LogContext,
     _context,
     _with_context,

@@ -17,8 +17,7 @@ from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.onnx_models import load_models
 from visitlens.config import Settings
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import GalleryRow
+from visitlens.ports import GalleryRow, PersonKind
 from visitlens.vision.pipeline import FacePipeline
 from visitlens.vision.types import as_image
 

@@ -17,10 +17,10 @@ from prometheus_client import REGISTRY
 from tests.conftest import TenantWorld, delivery, function_clients
 from tests.functions.test_ingest import T0, person, send, track_event
 from visitlens.adapters.event_tokens import EventTokenIssuer
+from visitlens.adapters.metrics import start
 from visitlens.config import MetricsSettings
 from visitlens.contracts import PING_TYPE
-from visitlens.metrics import start
-from visitlens.stack.processes import free_port
+from visitlens_dev.stack.processes import free_port
 
 pytestmark = pytest.mark.integration
 SITES = "/v1/tenants/{tenant_id:uuid}/sites"

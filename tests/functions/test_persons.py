@@ -21,9 +21,9 @@ from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
+from visitlens.ports import DbScope
 from visitlens.reports.stats import rematerialise
-from visitlens.stack import s3 as s3_stack
-from visitlens.tenancy.scope import DbScope
+from visitlens_dev.stack import s3 as s3_stack
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.stack import s3 as s3_stack
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
+from visitlens_dev.stack import s3 as s3_stack
 
 pytestmark = pytest.mark.integration
 

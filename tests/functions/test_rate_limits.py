@@ -17,15 +17,15 @@ from starlette.responses import Response
 from tests.conftest import TenantWorld, make_world
 from visitlens import wiring
 from visitlens.adapters.postgres import Database
+from visitlens.adapters.ratelimit import LoginLimiter, RateLimiter
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import HttpSettings, load_settings
 from visitlens.errors import RateLimited
 from visitlens.http.api.services import ApiServices
-from visitlens.http.ratelimit import LoginLimiter, RateLimiter
 from visitlens.http.router import Router
 from visitlens.http.routes.api import ROUTES
 from visitlens.lazy import Lazy
-from visitlens.stack.processes import free_port, tcp_open, wait_until
+from visitlens_dev.stack.processes import free_port, tcp_open, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import function_clients
 from visitlens.http import health
-from visitlens.runtime.spec import discover
+from visitlens_dev.runtime.spec import discover
 
 pytestmark = pytest.mark.integration
 USES = {

@@ -19,7 +19,7 @@ from cloudevents.http import CloudEvent
 from tests.conftest import TenantWorld, delivery, load_function, ok
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 DAY = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday; Berlin is UTC+1 in November

@@ -22,7 +22,7 @@ from tests.conftest import TenantWorld, function_clients, make_world, ok
 from tests.functions.test_ingest import T0, counts, person, reply_of, send, track_event
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import TenantWorld, ok
 from visitlens.adapters.endpoints import Endpoints
 from visitlens.config import Settings
-from visitlens.stack import s3 as s3_stack
+from visitlens_dev.stack import s3 as s3_stack
 
 pytestmark = pytest.mark.integration
 

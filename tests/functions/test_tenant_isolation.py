@@ -24,8 +24,8 @@ from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
 from visitlens.http.surface import all_routes
+from visitlens.ports import DbScope
 from visitlens.reports.stats import drain_dirty
-from visitlens.tenancy.scope import DbScope
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import pytest
 
 from tests.conftest import SHARED
 from visitlens.adapters.onnx_models import load_models
-from visitlens.bench.metrics import best_threshold, recall
 from visitlens.config import IdentitySettings, Settings
 from visitlens.vision.pipeline import FacePipeline
 from visitlens.vision.types import as_image
+from visitlens_dev.bench.metrics import best_threshold, recall
 
 pytestmark = pytest.mark.integration
 FACES = SHARED / "faces"

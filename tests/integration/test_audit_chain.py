@@ -15,8 +15,8 @@ import pytest
 from tests.conftest import TenantWorld
 from visitlens.adapters.endpoints import database_dsns
 from visitlens.config import Settings
-from visitlens.runtime.runner import function_env
 from visitlens.wiring import verify_audit_chains
+from visitlens_dev.runtime.runner import function_env
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from tests.conftest import REPO, TenantWorld, make_world
 from tests.functions.test_ingest import T0, person, track_event
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.stack.processes import free_port, tcp_open, wait_until
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
+from visitlens_dev.stack.processes import free_port, tcp_open, wait_until
 
 pytestmark = pytest.mark.integration
 

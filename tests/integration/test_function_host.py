@@ -21,10 +21,10 @@ from starlette.requests import Request
 from tests.conftest import REPO, system_admin_token
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
-from visitlens.runtime.gateway import DeliveryPolicy, Gateway
-from visitlens.runtime.runner import function_env, local_issuer, running_functions
-from visitlens.runtime.spec import discover
-from visitlens.stack.processes import terminate, wait_until
+from visitlens_dev.runtime.gateway import DeliveryPolicy, Gateway
+from visitlens_dev.runtime.runner import function_env, local_issuer, running_functions
+from visitlens_dev.runtime.spec import discover
+from visitlens_dev.stack.processes import terminate, wait_until
 
 pytestmark = pytest.mark.integration
 

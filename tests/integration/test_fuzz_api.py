@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import PASSWORD, REPO, DevServer
 from visitlens.config import Settings, load_settings
-from visitlens.runtime.runner import local_issuer
 from visitlens.wiring import create_system_admin
+from visitlens_dev.runtime.runner import local_issuer
 
 pytestmark = pytest.mark.integration
 

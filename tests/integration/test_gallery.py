@@ -15,8 +15,7 @@ from visitlens.adapters.gallery import MilvusGallery
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import Settings
 from visitlens.errors import Forbidden, InvalidInput
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import GalleryRow, Hit
+from visitlens.ports import GalleryRow, Hit, PersonKind
 
 pytestmark = pytest.mark.integration
 rng = np.random.default_rng(11)

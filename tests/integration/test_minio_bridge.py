@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from visitlens.adapters.minio_bridge import create_app
 from visitlens.config import EventAuthSettings
-from visitlens.http.minio_bridge import create_app
-from visitlens.stack.processes import free_port
+from visitlens_dev.stack.processes import free_port
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import DevServer, TenantWorld
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from tests.conftest import DevServer, TenantWorld, delivery, function_clients, m
 from tests.functions.test_ingest import person, send, track_event
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 

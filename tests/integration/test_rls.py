@@ -10,12 +10,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from visitlens.adapters.db.migrate import auth_role
 from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.config import Settings
-from visitlens.db.migrate import auth_role
 from visitlens.errors import Forbidden
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 

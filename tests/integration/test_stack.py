@@ -12,8 +12,8 @@ import pytest
 from visitlens.adapters.endpoints import Endpoints
 from visitlens.config import Environment, Settings, StackSettings
 from visitlens.errors import StackError
-from visitlens.stack import manager, s3
-from visitlens.stack.processes import find_binary, free_port
+from visitlens_dev.stack import manager, s3
+from visitlens_dev.stack.processes import find_binary, free_port
 
 pytestmark = pytest.mark.integration
 

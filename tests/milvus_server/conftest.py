@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from visitlens.stack.milvus_server import in_private_network, milvus_server
+from visitlens_dev.stack.milvus_server import in_private_network, milvus_server
 
 
 @pytest.fixture(scope="session")

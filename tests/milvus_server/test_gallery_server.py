@@ -15,8 +15,7 @@ from pymilvus.client.constants import ConsistencyLevel
 
 from visitlens.adapters.gallery import CONSISTENCY, MilvusGallery
 from visitlens.config import MilvusSettings
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import GalleryRow
+from visitlens.ports import GalleryRow, PersonKind
 
 pytestmark = pytest.mark.integration
 rng = np.random.default_rng(23)

@@ -55,8 +55,7 @@ def test_recent_views_are_forgotten_for_every_tenant() -> None:
 
     from visitlens.adapters.gallery import RECENT_S, MilvusGallery
     from visitlens.config import MilvusSettings
-    from visitlens.identity.decisions import PersonKind
-    from visitlens.ports import GalleryRow
+    from visitlens.ports import GalleryRow, PersonKind
 
     gallery = MilvusGallery("http://127.0.0.1:1", MilvusSettings(), "m", 4)
     old, fresh = uuid.uuid4(), uuid.uuid4()

@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from visitlens.adapters.event_tokens import EventTokenIssuer
-from visitlens.runtime.gateway import Gateway
+from visitlens_dev.runtime.gateway import Gateway
 
 
 def test_console_pages_assets_and_headers(tmp_path: Path) -> None:

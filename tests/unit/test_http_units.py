@@ -15,8 +15,8 @@ from visitlens.http.router import Router
 from visitlens.http.routes.api import ROUTES
 from visitlens.http.surface import EVENT_ROUTES, all_routes, openapi_document
 from visitlens.pagination import decode_cursor, encode_cursor
-from visitlens.runtime.gateway import _bucket_matches
-from visitlens.runtime.spec import BucketTrigger, discover, load
+from visitlens_dev.runtime.gateway import _bucket_matches
+from visitlens_dev.runtime.spec import BucketTrigger, discover, load
 
 
 def router() -> Router[object]:

@@ -13,7 +13,6 @@ from visitlens.identity.decisions import (
     Candidate,
     OpenVisit,
     Outcome,
-    PersonKind,
     Thresholds,
     View,
     ViewUpdate,
@@ -24,6 +23,7 @@ from visitlens.identity.decisions import (
     open_set_threshold,
     visit_change,
 )
+from visitlens.ports import PersonKind
 
 S = IdentitySettings()
 C, ST = PersonKind.CUSTOMER, PersonKind.STAFF

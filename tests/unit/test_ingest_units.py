@@ -16,7 +16,7 @@ from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import IdentitySettings
 from visitlens.contracts import DemographicsEstimate
 from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
-from visitlens.identity.decisions import Outcome, PersonKind
+from visitlens.identity.decisions import Outcome
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
@@ -26,7 +26,7 @@ from visitlens.identity.ingest import (
     Submission,
     Track,
 )
-from visitlens.ports import GalleryRow
+from visitlens.ports import GalleryRow, PersonKind
 
 RNG = np.random.default_rng(7)
 TENANT, SITE, CAMERA, OTHER_CAMERA = uuid4(), uuid4(), uuid4(), uuid4()

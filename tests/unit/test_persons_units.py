@@ -14,10 +14,9 @@ import pytest
 from tests.fakes import FakeClock, FakeGallery, FakeObjectStore, FakePersonsStore
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.errors import Conflict, Forbidden, InvalidInput, NotFound, TransientError
-from visitlens.identity.decisions import PersonKind
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger, pair
-from visitlens.ports import GalleryRow
+from visitlens.ports import GalleryRow, PersonKind
 
 RAW = "faces-raw"
 TENANT, SITE = uuid4(), uuid4()

@@ -14,9 +14,8 @@ import pytest
 from tests.fakes import FakeAnalyzer, FakeGallery, FakeObjectStore, FakeStaffStore, fake_face
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
-from visitlens.identity.decisions import PersonKind
+from visitlens.ports import DbScope, PersonKind
 from visitlens.staff.enrollment import DROP_PREFIX, StaffEnrollment, parse_drop_key
-from visitlens.tenancy.scope import DbScope
 
 TENANT = uuid4()
 SCOPE = DbScope(TENANT)

@@ -21,12 +21,11 @@ from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from visitlens.adapters.metrics import GALLERY_SEARCH
 from visitlens.auth.principal import Principal
 from visitlens.config import MilvusSettings
 from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
-from visitlens.identity.decisions import PersonKind
-from visitlens.metrics import GALLERY_SEARCH
-from visitlens.ports import GalleryRow, Hit
+from visitlens.ports import GalleryRow, Hit, PersonKind
 from visitlens.vision.types import Floats
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from visitlens.config import DatabaseSettings
 from visitlens.errors import Busy, Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from visitlens.identity.ingest import (
     Track,
     VisitOutcome,
 )
+from visitlens.ports import DbScope
 from visitlens.reports.stats import mark_dirty
-from visitlens.tenancy.scope import DbScope
 
 
 class PostgresIngestStore:

@@ -12,9 +12,9 @@ from uuid import UUID
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.auth.principal import Principal
 from visitlens.persons.common import Customer, MergeRecord, MovedView, VisitRef
+from visitlens.ports import DbScope
 from visitlens.reports.stats import rematerialise
 from visitlens.tenancy import audit
-from visitlens.tenancy.scope import DbScope
 
 
 class PostgresPersonsStore:

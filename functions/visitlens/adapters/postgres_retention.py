@@ -9,8 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from visitlens.adapters.postgres import Connection, Database
+from visitlens.ports import DbScope
 from visitlens.tenancy import audit
-from visitlens.tenancy.scope import DbScope
 
 
 class PostgresPurgeStore:

@@ -13,9 +13,9 @@ from uuid import UUID
 
 from visitlens.adapters.postgres import Connection, Database, Record
 from visitlens.auth.principal import Principal
+from visitlens.ports import DbScope
 from visitlens.staff.enrollment import StaffImage
 from visitlens.tenancy import audit
-from visitlens.tenancy.scope import DbScope
 
 
 class PostgresStaffStore:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from visitlens.errors import Forbidden
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope
 
 
 class Role(StrEnum):

@@ -18,8 +18,7 @@ from visitlens.auth import secrets as opaque
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import AuthSettings
 from visitlens.errors import Unauthenticated
-from visitlens.ports import Connection, PasswordHasher, Row, TokenCodec, Transactions
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import Connection, DbScope, PasswordHasher, Row, TokenCodec, Transactions
 
 logger = logging.getLogger(__name__)
 

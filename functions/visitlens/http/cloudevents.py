@@ -8,30 +8,21 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-import httpx
 from cloudevents.conversion import to_binary
 from cloudevents.exceptions import GenericException as CloudEventError
 from cloudevents.http import CloudEvent, from_dict, from_http
 from starlette.requests import Request
 from starlette.responses import Response
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from visitlens.auth.secrets import read_token_file
-from visitlens.config import EventAuthSettings
+from visitlens.adapters.logs import log_context, traced
+from visitlens.adapters.metrics import EVENTS_REJECTED
 from visitlens.contracts import PING_TYPE, EventType
 from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
-from visitlens.logs import child_traceparent, log_context
-from visitlens.metrics import EVENTS_REJECTED
 
 logger = logging.getLogger(__name__)
 
@@ -139,77 +130,15 @@ def _traceparent(event: CloudEvent) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _traced(attributes: dict[str, Any]) -> dict[str, Any]:
-    """The event continues the trace being handled (W3C Distributed Tracing extension)."""
-    child = child_traceparent()
-    return (
-        {**attributes, "traceparent": child}
-        if child and "traceparent" not in attributes
-        else attributes
-    )
-
-
 def reply(attributes: dict[str, Any], data: dict[str, Any]) -> Response:
-    headers, body = to_binary(CloudEvent(_traced(attributes), data))
+    headers, body = to_binary(CloudEvent(traced(attributes), data))
     return Response(body, status_code=200, headers=headers)
-
-
-async def publish(
-    settings: EventAuthSettings, attributes: dict[str, Any], data: dict[str, Any]
-) -> bool:
-    """Post an event to the sink (``K_SINK``: a Knative SinkBinding, or the local gateway's
-    Broker) with the publisher's token, a few tries; False (logged) when there is no sink or it
-    stays unavailable — consumers that must not miss anything also reconcile on a schedule."""
-    return await publish_all(settings, [(attributes, data)]) == 1
-
-
-async def publish_all(
-    settings: EventAuthSettings, events: list[tuple[dict[str, Any], dict[str, Any]]]
-) -> int:
-    """:func:`publish` for several events over one connection; how many were accepted."""
-    sink = settings.sink
-    if not sink or not events:
-        return 0
-    token = read_token_file(settings.publish_token_file)
-    published = 0
-    async with httpx.AsyncClient(timeout=5) as client:
-        for attributes, data in events:
-            headers, body = to_binary(CloudEvent(_traced(attributes), data))
-            if token:
-                headers["authorization"] = f"Bearer {token}"
-            try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(3),
-                    wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
-                    retry=retry_if_exception_type(httpx.HTTPError),
-                    reraise=True,
-                ):
-                    with attempt:
-                        response = await client.post(sink, headers=dict(headers), content=body)
-                        response.raise_for_status()
-            except httpx.HTTPError as exc:
-                logger.warning(
-                    "event %s not published: %s", attributes.get("id"), type(exc).__name__
-                )
-                continue
-            published += 1
-    return published
 
 
 class DeliveryVerifier(Protocol):
     """Checks the token a Broker, PingSource or bucket bridge presents with a delivery."""
 
     def verify(self, authorization: str | None) -> Mapping[str, Any]: ...
-
-
-class BrokerPublisher:
-    """:class:`visitlens.ports.EventPublisher` onto the sink (``K_SINK``) over HTTP."""
-
-    def __init__(self, settings: EventAuthSettings) -> None:
-        self._settings = settings
-
-    async def publish(self, events: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
-        await publish_all(self._settings, [(dict(a), dict(d)) for a, d in events])
 
 
 def rejection(error: VisitlensError, event: CloudEvent | None) -> Response:

@@ -9,11 +9,11 @@ from typing import Generic, Protocol, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from visitlens.adapters.metrics import note_route
 from visitlens.http import health
-from visitlens.http.cloudevents import is_delivery
+from visitlens.http.cloudevents import DeliveryVerifier, is_delivery
 from visitlens.http.router import Router
 from visitlens.lazy import Lazy
-from visitlens.metrics import note_route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -60,3 +60,25 @@ class RoutedFunction(Generic[S]):
             note_route(request, self._event_route)
             return await self._events(request)
         return await self._router.dispatch(request)
+
+
+class EventEndpoint(Generic[S]):
+    """Takes CloudEvent deliveries: the function's services and the verifier of the sender's
+    token (the Broker's, a PingSource's or the bucket bridge's)."""
+
+    def __init__(self, services: Lazy[S], deliveries: DeliveryVerifier) -> None:
+        self._services = services
+        self._deliveries = deliveries
+
+
+class EventFunction(EventEndpoint[S]):
+    """A whole function that takes events: the health probes, then :meth:`handle`."""
+
+    async def __call__(self, request: Request) -> Response:
+        answer = await health.probe(request, lambda: checks_of(self._services))
+        if answer is not None:
+            return answer
+        return await self.handle(request)
+
+    async def handle(self, request: Request) -> Response:
+        raise NotImplementedError

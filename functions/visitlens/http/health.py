@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from visitlens.metrics import note_route
+from visitlens.adapters.metrics import note_route
 from visitlens.ports import ObjectStore, Transactions
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from starlette.convertors import Convertor
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import compile_path
 
+from visitlens.adapters.metrics import ROUTE_KEY
 from visitlens.auth.principal import Principal, Role
 from visitlens.errors import (
     MethodNotAllowed,
@@ -26,15 +27,17 @@ from visitlens.errors import (
 )
 from visitlens.http.body import parse_json_body, parse_query
 from visitlens.http.problems import problem_response
-from visitlens.metrics import ROUTE_KEY
-
-if TYPE_CHECKING:
-    from visitlens.http.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
+
+
+class RequestLimiter(Protocol):
+    """Counts an authenticated caller's request; RateLimited (429) past its limits."""
+
+    async def check(self, principal: Principal) -> None: ...
 
 
 class Authenticator(Protocol):
@@ -96,7 +99,7 @@ class Router(Generic[S]):
         services: Callable[[], Awaitable[S]],
         authenticator: Callable[[S], Authenticator],
         body_limit: int,
-        limiter: RateLimiter | None = None,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.routes = list(routes)
         self._services = services

@@ -16,12 +16,8 @@ from uuid import UUID
 import numpy as np
 
 from visitlens.config import IdentitySettings
+from visitlens.ports import PersonKind
 from visitlens.vision.types import Floats
-
-
-class PersonKind(StrEnum):
-    CUSTOMER = "customer"
-    STAFF = "staff"
 
 
 @dataclass(frozen=True, slots=True)

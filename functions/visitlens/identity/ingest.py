@@ -36,7 +36,6 @@ from visitlens.identity.decisions import (
     Decision,
     OpenVisit,
     Outcome,
-    PersonKind,
     Thresholds,
     View,
     VisitAction,
@@ -45,9 +44,8 @@ from visitlens.identity.decisions import (
     decide,
     visit_change,
 )
-from visitlens.ports import Clock, Gallery, GalleryRow
+from visitlens.ports import Clock, DbScope, Gallery, GalleryRow, PersonKind
 from visitlens.tenancy.object_keys import require_camera_key
-from visitlens.tenancy.scope import DbScope
 from visitlens.vision.demographics import person_demographics, signed_evidence
 from visitlens.vision.types import Floats
 
@@ -485,7 +483,8 @@ class IngestService:
         start = 0
         for n in wanted:
             count = len(tracks[n].shots)
-            out.shots[n] = [[h.candidate() for h in per] for per in hits[start : start + count]]
+            out.shots[n] = [[Candidate(h.person_id, h.kind, h.similarity) for h in per]
+                           for per in hits[start : start + count]]  # fmt: skip
             start += count
         out.people.update(h.person_id for per in hits for h in per)
         return out

@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import Gallery, Hit
+from visitlens.ports import Gallery, Hit, PersonKind
 from visitlens.vision.pipeline import FacePipeline
 from visitlens.vision.types import Floats, Image
 

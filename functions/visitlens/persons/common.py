@@ -18,9 +18,7 @@ import numpy as np
 
 from visitlens.auth.principal import Principal
 from visitlens.errors import NotFound
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import Gallery, GalleryRow
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope, Gallery, GalleryRow, PersonKind
 
 logger = logging.getLogger(__name__)
 

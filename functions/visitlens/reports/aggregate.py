@@ -18,10 +18,9 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from visitlens.contracts import VisitRecordedV1
-from visitlens.ports import Transactions
+from visitlens.ports import DbScope, Transactions
 from visitlens.reports.stats import drain_dirty, freshness, refresh_uniques, rematerialise
 from visitlens.schemas import Input
-from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
 DEFAULT_HOURS = 48

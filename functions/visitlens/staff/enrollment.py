@@ -23,9 +23,7 @@ import numpy as np
 from visitlens.auth.principal import Principal
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
-from visitlens.identity.decisions import PersonKind
-from visitlens.ports import Gallery, GalleryRow, ObjectStore, Row
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope, Gallery, GalleryRow, ObjectStore, PersonKind, Row
 from visitlens.vision.decode import decode_image
 from visitlens.vision.pipeline import Face, FaceAnalyzer
 from visitlens.vision.types import Image

@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from visitlens.ports import Connection, Transactions
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import Connection, DbScope, Transactions
 
 PLATFORM = UUID(int=0)
 

@@ -7,8 +7,7 @@ from uuid import UUID
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from visitlens.errors import InvalidInput
-from visitlens.ports import PasswordHasher, Transactions
-from visitlens.tenancy.scope import DbScope
+from visitlens.ports import DbScope, PasswordHasher, Transactions
 from visitlens.validation import MIN_PASSWORD_LENGTH
 
 _EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from visitlens.auth.service import AuthService
 from visitlens.config import Settings
 from visitlens.http import health
-from visitlens.http.ratelimit import LoginLimiter
 from visitlens.ports import ObjectStore, TokenCodec, Transactions, VisitChanges
+
+
+class LoginThrottle(Protocol):
+    """Limits sign-in attempts per address and per account (RateLimited, 429, past them)."""
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str: ...
+    async def check(self, address: str, account: str | None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -23,6 +30,6 @@ class ApiServices:
     """Signs snapshot upload URLs for the address edge workers reach (no request is made)."""
     store: ObjectStore
     """Reads snapshots for the console (the platform's own address of the object store)."""
-    logins: LoginLimiter
+    logins: LoginThrottle
     feed: VisitChanges
     """Wakes the live monitor's streams when a visit of their tenant changes."""

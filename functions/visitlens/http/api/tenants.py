@@ -9,9 +9,9 @@ from visitlens.http.api.services import ApiServices
 from visitlens.http.api.store import Table
 from visitlens.http.router import Ctx
 from visitlens.pagination import Page, PageQuery
+from visitlens.ports import DbScope
 from visitlens.schemas import TenantCreate, TenantOut, TenantUpdate
 from visitlens.tenancy import audit
-from visitlens.tenancy.scope import DbScope
 
 TENANTS = Table("tenants", "tenant")
 

@@ -12,16 +12,20 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.metrics import (
+    AGGREGATION_LAG,
+    AGGREGATION_OLDEST_PENDING,
+    AGGREGATION_PENDING,
+)
 from visitlens.auth.principal import Role
 from visitlens.auth.service import AuthService
 from visitlens.contracts import PING_TYPE, EventType, VisitRecordedV1, parse_data
 from visitlens.errors import Conflict, InvalidInput, TransientError, VisitlensError
 from visitlens.http import health
 from visitlens.http.body import parse_data as parse_payload
-from visitlens.http.cloudevents import DeliveryVerifier, read_event, rejection
+from visitlens.http.cloudevents import read_event, rejection
+from visitlens.http.function import EventEndpoint
 from visitlens.http.router import Ctx, Route
-from visitlens.lazy import Lazy
-from visitlens.metrics import AGGREGATION_LAG, AGGREGATION_OLDEST_PENDING, AGGREGATION_PENDING
 from visitlens.ports import Transactions
 from visitlens.reports.aggregate import Aggregator, RematerialiseRequest, TickData
 
@@ -34,12 +38,8 @@ class AggregateServices:
     aggregator: Aggregator
 
 
-class AggregateEvents:
+class AggregateEvents(EventEndpoint[AggregateServices]):
     """The CloudEvent deliveries: a visit.recorded, or a PingSource tick."""
-
-    def __init__(self, services: Lazy[AggregateServices], deliveries: DeliveryVerifier) -> None:
-        self._services = services
-        self._deliveries = deliveries
 
     async def __call__(self, request: Request) -> Response:
         event = None

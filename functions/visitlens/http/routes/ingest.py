@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.metrics import MATCH_DECISIONS, note_route
 from visitlens.auth.service import AuthService
 from visitlens.config import Settings
 from visitlens.contracts import (
@@ -29,7 +30,6 @@ from visitlens.contracts import (
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http import health
 from visitlens.http.cloudevents import (
-    DeliveryVerifier,
     bearer,
     data_digest,
     is_batch,
@@ -39,10 +39,9 @@ from visitlens.http.cloudevents import (
     rejection,
     reply,
 )
+from visitlens.http.function import EventFunction
 from visitlens.http.problems import problem_document
 from visitlens.identity.ingest import EventKey, IngestResult, IngestService, Submission, Track
-from visitlens.lazy import Lazy
-from visitlens.metrics import MATCH_DECISIONS, note_route
 from visitlens.ports import EventPublisher, Gallery, Transactions
 
 EVENT_LIMIT = 256 * 1024  # ten 1024-D shots with landmarks fit comfortably
@@ -64,20 +63,10 @@ class IngestServices:
     publisher: EventPublisher
 
 
-class IngestEndpoint:
+class IngestEndpoint(EventFunction[IngestServices]):
     """The function's one handler (behind the health probes)."""
 
-    def __init__(self, services: Lazy[IngestServices], deliveries: DeliveryVerifier) -> None:
-        self._services = services
-        self._deliveries = deliveries
-
-    async def checks(self) -> Mapping[str, health.Check]:
-        """The dependencies this function uses (GET /readyz)."""
-        return (await self._services()).checks
-
-    async def __call__(self, request: Request) -> Response:
-        if (answer := await health.probe(request, self.checks)) is not None:
-            return answer
+    async def handle(self, request: Request) -> Response:
         event = None
         direct = request.url.path.startswith(DIRECT_PREFIX)
         note_route(request, DIRECT_PREFIX if direct else "/ (broker)")

@@ -21,10 +21,10 @@ from uuid import UUID
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from visitlens.adapters.metrics import MONITOR_BACKLOG, MONITOR_STREAMS
 from visitlens.errors import InvalidInput
 from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
-from visitlens.metrics import MONITOR_BACKLOG, MONITOR_STREAMS
 
 logger = logging.getLogger(__name__)
 CHANNEL = "visitlens_visits"

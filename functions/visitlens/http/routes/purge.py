@@ -12,16 +12,20 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from visitlens.adapters.metrics import (
+    AUDIT_CHAIN_PROBLEMS,
+    PURGE_LAST_SUCCESS,
+    PURGE_SURVIVORS,
+    PURGED,
+)
 from visitlens.contracts import PING_TYPE
 from visitlens.errors import InvalidInput, VisitlensError
 from visitlens.http import health
-from visitlens.http.cloudevents import DeliveryVerifier, read_event, rejection
-from visitlens.lazy import Lazy
-from visitlens.metrics import AUDIT_CHAIN_PROBLEMS, PURGE_LAST_SUCCESS, PURGE_SURVIVORS, PURGED
-from visitlens.ports import Transactions
+from visitlens.http.cloudevents import read_event, rejection
+from visitlens.http.function import EventFunction
+from visitlens.ports import DbScope, Transactions
 from visitlens.retention.purge import Purger
 from visitlens.tenancy.audit_chain import verify_chain
-from visitlens.tenancy.scope import DbScope
 
 logger = logging.getLogger(__name__)
 TICK_LIMIT = 16 * 1024
@@ -34,20 +38,10 @@ class PurgeServices:
     purger: Purger
 
 
-class PurgeEndpoint:
+class PurgeEndpoint(EventFunction[PurgeServices]):
     """The function's one handler (behind the health probes)."""
 
-    def __init__(self, services: Lazy[PurgeServices], deliveries: DeliveryVerifier) -> None:
-        self._services = services
-        self._deliveries = deliveries
-
-    async def checks(self) -> Mapping[str, health.Check]:
-        """The dependencies this function uses (GET /readyz)."""
-        return (await self._services()).checks
-
-    async def __call__(self, request: Request) -> Response:
-        if (answer := await health.probe(request, self.checks)) is not None:
-            return answer
+    async def handle(self, request: Request) -> Response:
         event = None
         try:
             self._deliveries.verify(request.headers.get("authorization"))

@@ -26,9 +26,9 @@ from visitlens.http import health
 from visitlens.http.api.snapshots import snapshot_response
 from visitlens.http.api.store import Filter, Table
 from visitlens.http.body import read_upload
-from visitlens.http.cloudevents import DeliveryVerifier, read_event, rejection
+from visitlens.http.cloudevents import read_event, rejection
+from visitlens.http.function import EventEndpoint
 from visitlens.http.router import Ctx, Route
-from visitlens.lazy import Lazy
 from visitlens.pagination import Page, PageQuery
 from visitlens.ports import Connection, Row, Transactions
 from visitlens.schemas import Input
@@ -344,13 +344,9 @@ ROUTES = [
 NOTIFICATION_LIMIT = 64 * 1024
 
 
-class BucketEvents:
+class BucketEvents(EventEndpoint[StaffServices]):
     """A MinIO record (as the bridge, the gateway or a Knative source delivers it) for
     ``staff-faces/``: a photo dropped there is enrolled, a photo removed is forgotten."""
-
-    def __init__(self, services: Lazy[StaffServices], deliveries: DeliveryVerifier) -> None:
-        self._services = services
-        self._deliveries = deliveries
 
     async def __call__(self, request: Request) -> Response:
         """A MinIO record (as the gateway or a Knative source delivers it) for ``staff-faces/``."""

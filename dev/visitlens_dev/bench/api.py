@@ -1,0 +1,83 @@
+"""The HTTP API on the embedded stack, in process through functions-framework's ASGI app:
+password grant (argon2id), API-key grant, bearer verification + an RLS-scoped list, and a write."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from visitlens.adapters.endpoints import resolve
+from visitlens.config import Settings
+from visitlens.wiring import create_system_admin
+from visitlens_dev.bench.report import percentiles, time_async
+from visitlens_dev.runtime.spec import FUNCTIONS_DIR
+
+RUNS = 200
+PASSWORD = "benchmark-password-123"  # noqa: S105 - a throw-away account
+
+
+async def run(settings: Settings) -> dict[str, Any]:
+    from functions_framework.aio import create_asgi_app
+
+    endpoints = resolve(settings)
+    os.environ.update(endpoints.environment())
+    os.environ["VISITLENS_DATA_DIR"] = str(settings.data_dir)
+    os.environ["VISITLENS_ENV"] = settings.env.value
+    source = str(Path(FUNCTIONS_DIR) / "api" / "main.py")
+    app = create_asgi_app(target="api", source=source)  # type: ignore[no-untyped-call]
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    await create_system_admin(settings, email, PASSWORD)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as http:
+        login = {"grant_type": "password", "email": email, "password": PASSWORD}
+        token = (await http.post("/v1/auth/token", json=login)).json()["access_token"]
+        h = {"authorization": f"Bearer {token}"}
+        tenant = (
+            await http.post(
+                "/v1/tenants", headers=h, json={"slug": f"b-{uuid.uuid4().hex[:8]}", "name": "b"}
+            )
+        ).json()
+        t = f"/v1/tenants/{tenant['id']}"
+        site = (
+            await http.post(f"{t}/sites", headers=h, json={"name": "s", "timezone": "UTC"})
+        ).json()
+        for i in range(50):
+            await http.post(f"{t}/sites/{site['id']}/cameras", headers=h, json={"name": f"c{i}"})
+        key = (
+            await http.post(
+                f"{t}/api-keys", headers=h, json={"name": "k", "site_ids": [site["id"]]}
+            )
+        ).json()
+        counter = iter(range(10**9))
+
+        async def password_grant() -> None:
+            assert (await http.post("/v1/auth/token", json=login)).status_code == 200
+
+        async def api_key_grant() -> None:
+            body = {"grant_type": "api_key", "api_key": key["api_key"]}
+            assert (await http.post("/v1/auth/token", json=body)).status_code == 200
+
+        async def list_cameras() -> None:
+            response = await http.get(
+                f"{t}/sites/{site['id']}/cameras", headers=h, params={"limit": 50}
+            )
+            assert response.status_code == 200
+
+        async def create_camera() -> None:
+            body = {"name": f"new-{next(counter)}"}
+            assert (
+                await http.post(f"{t}/sites/{site['id']}/cameras", headers=h, json=body)
+            ).status_code == 201
+
+        results = {
+            "password_grant": percentiles(await time_async(password_grant, runs=40)),
+            "api_key_grant": percentiles(await time_async(api_key_grant, runs=RUNS)),
+            "list_50_cameras": percentiles(await time_async(list_cameras, runs=RUNS)),
+            "create_camera_audited": percentiles(await time_async(create_camera, runs=RUNS)),
+        }
+    return {"description": __doc__.strip().replace("\n", " "), "timings": results}

@@ -1,0 +1,57 @@
+"""A private, throw-away embedded stack on free ports (tests and benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from visitlens.adapters.db import migrate
+from visitlens.adapters.endpoints import database_dsns
+from visitlens.config import Environment, MilvusSettings, Settings, StackSettings
+from visitlens_dev.stack import manager
+from visitlens_dev.stack.processes import free_port, port_is_free
+
+
+def consecutive_free_ports(n: int, start: int) -> int:
+    """The first of ``n`` consecutive free ports at or above ``start``."""
+    for base in range(start, start + 9000, n + 3):
+        if all(port_is_free("127.0.0.1", base + i) for i in range(n)):
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports from {start}")
+
+
+def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Settings:
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(free_port())
+    milvus, s3, gateway = sorted(ports)
+    return Settings(
+        env=Environment.TEST,
+        milvus=MilvusSettings(uri=milvus_uri),
+        data_dir=data_dir,
+        stack=StackSettings(
+            milvus_port=milvus,
+            s3_port=s3,
+            seaweed_port_base=consecutive_free_ports(6, 21000),
+            gateway_port=gateway,
+            function_port_base=consecutive_free_ports(8, 31000),
+        ),
+    )
+
+
+@contextmanager
+def ephemeral_stack(
+    data_dir: Path, *, migrated: bool = True, milvus_uri: str | None = None
+) -> Iterator[Settings]:
+    """Start a private stack under ``data_dir`` (with an external Milvus at ``milvus_uri``, if
+    given); migrate it; stop it on exit, whatever happens."""
+    settings = ephemeral_settings(data_dir, milvus_uri)
+    manager.up(settings)
+    try:
+        if migrated:
+            owner_dsn, _ = database_dsns(settings)
+            migrate.upgrade(owner_dsn, settings)
+        yield settings
+    finally:
+        manager.down(settings)
