@@ -10,9 +10,11 @@ import subprocess
 import venv
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO
+from visitlens_dev.stack.processes import free_port, tcp_open, terminate, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +69,20 @@ def test_every_function_composes_from_the_server_extra_alone(tmp_path: Path) -> 
         assert product in commands.stdout
     for development in ("stack", "demo", "e2e", "deploy"):
         assert f"{development} " not in commands.stdout.split("positional arguments:")[1]
+
+    # and it serves: functions-framework from that venv answers the ingest function's liveness
+    port = free_port("127.0.0.1")
+    server = subprocess.Popen(
+        [str(env_dir / "bin" / "functions-framework"), "--target", "ingest", "--source",
+         str(REPO / "functions" / "ingest" / "main.py"), "--signature-type", "http", "--asgi",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=environment, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until("ingest from the venv", lambda: tcp_open("127.0.0.1", port), timeout_s=60,
+                   pid=server.pid)  # fmt: skip
+        live = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert live.status_code == 200 and live.json()["status"] == "ok"
+    finally:
+        terminate("ingest", server.pid)

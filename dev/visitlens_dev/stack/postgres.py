@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -29,22 +30,32 @@ def start(settings: Settings) -> tuple[int, str]:
 
     As root pgserver runs postgres under its own system user and listens on a Unix socket only.
     """
-    import pgserver  # imported here: it is only needed where the embedded server is used
-
     pgdata = (settings.data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-    except (subprocess.CalledProcessError, OSError, AssertionError) as exc:
-        raise StackError(f"embedded PostgreSQL failed to start in {pgdata}: {exc}") from exc
+    server = _server(pgdata)
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir) if info.socket_dir else str(pgdata)
     if _raise_connection_limit(socket_dir):
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
+        # Stopped, then started again by pgserver's own start (its log file and socket options;
+        # a `pg_ctl restart` would leave the server writing to pg_ctl's closed output pipe).
+        _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+        with server._lock:  # pgserver's inter-process lock, as its own start takes it
+            server.ensure_postgres_running()
         info = server.get_postmaster_info()
+        socket_dir = str(info.socket_dir) if info.socket_dir else str(pgdata)
     pid = int(info.pid) if info.pid else 0
     bootstrap(settings, socket_dir)
     return pid, socket_dir
+
+
+def _server(pgdata: Path) -> Any:
+    """Starts (or finds running) the server in ``pgdata``, logging to ``pgdata/log``."""
+    import pgserver  # imported here: it is only needed where the embedded server is used
+
+    try:
+        return pgserver.get_server(pgdata, cleanup_mode=None)
+    except (subprocess.CalledProcessError, OSError, AssertionError) as exc:
+        raise StackError(f"embedded PostgreSQL failed to start in {pgdata}: {exc}") from exc
 
 
 def _raise_connection_limit(socket_dir: str) -> bool:
