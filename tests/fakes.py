@@ -21,7 +21,7 @@ import numpy as np
 from visitlens.auth.principal import Principal
 from visitlens.contracts import DemographicsEstimate
 from visitlens.errors import NotFound, PayloadTooLarge, TransientError
-from visitlens.identity.decisions import Decision, OpenVisit, View, VisitChange
+from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitChange
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
@@ -243,7 +243,8 @@ class FakeIngestUnit:
         sighting_id = uuid4()
         self.state.sightings[at] = {
             "id": sighting_id, "decision": decision.outcome.value, "customer_id": None,
-            "staff_id": None, "similarity": decision.similarity, "digest": key.digest,
+            "staff_id": decision.person_id if decision.outcome is Outcome.STAFF else None,
+            "similarity": decision.similarity, "digest": key.digest,
             "visit_id": None, "opened": False, "camera_id": track.camera_id,
             "track_id": track.track_id, "captured_at": track.first_seen,
             "last_seen_at": track.last_seen, "gender": None, "age_band": None,
@@ -252,9 +253,6 @@ class FakeIngestUnit:
 
     def _sighting(self, sighting_id: UUID) -> dict[str, Any]:
         return next(s for s in self.state.sightings.values() if s["id"] == sighting_id)
-
-    async def set_sighting_staff(self, sighting_id: UUID, staff_id: UUID) -> None:
-        self._sighting(sighting_id)["staff_id"] = staff_id
 
     async def add_customer(self, track: Track) -> UUID:
         customer_id = uuid4()

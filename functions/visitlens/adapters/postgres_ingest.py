@@ -18,7 +18,7 @@ import numpy as np
 
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.contracts import DemographicsEstimate
-from visitlens.identity.decisions import Decision, OpenVisit, View, VisitChange
+from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitChange
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
@@ -131,20 +131,16 @@ class PostgresIngestUnit:
         sighting_id: UUID | None = await self._conn.fetchval(
             "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
             "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
-            "snapshot_key, ce_digest) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
-            "$14) "
+            "snapshot_key, ce_digest, staff_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
+            "$13,$14,$15) "
             "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
             track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
             key.event_type, track.first_seen, track.last_seen, track.track_id,
             decision.outcome.value, decision.similarity,
             max(s.quality for s in track.shots), track.snapshot_key, key.digest,
+            decision.person_id if decision.outcome is Outcome.STAFF else None,
         )  # fmt: skip
         return sighting_id
-
-    async def set_sighting_staff(self, sighting_id: UUID, staff_id: UUID) -> None:
-        await self._conn.execute(
-            "UPDATE sightings SET staff_id = $2 WHERE id = $1", sighting_id, staff_id
-        )
 
     async def add_customer(self, track: Track) -> UUID:
         customer_id: UUID = await self._conn.fetchval(
@@ -171,36 +167,32 @@ class PostgresIngestUnit:
         return True, OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
 
     async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
-        await self._conn.execute(
-            "UPDATE visits SET started_at = $2, ended_at = $3, "
-            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $1",
-            change.visit_id, change.started_at, change.ended_at,
-        )  # fmt: skip
         visits: int = await self._conn.fetchval(
+            "WITH v AS (UPDATE visits SET started_at = $4, ended_at = $5, "
+            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $6) "
             "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
             "first_seen_at = least(first_seen_at, $3), updated_at = now() "
             "WHERE id = $1 RETURNING visit_count",
-            customer_id, track.last_seen, track.first_seen,
+            customer_id, track.last_seen, track.first_seen, change.started_at, change.ended_at,
+            change.visit_id,
         )  # fmt: skip
         return visits
 
     async def open_visit(
         self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
     ) -> tuple[UUID, int]:
-        visit_id: UUID = await self._conn.fetchval(
-            "INSERT INTO visits (tenant_id, site_id, customer_id, started_at, ended_at, is_new) "
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            track.tenant_id, track.site_id, customer_id, change.started_at, change.ended_at,
-            is_new,
-        )  # fmt: skip
-        visits: int = await self._conn.fetchval(
-            "UPDATE customers SET visit_count = visit_count + 1, "
+        row = await self._conn.fetchrow(
+            "WITH v AS (INSERT INTO visits (tenant_id, site_id, customer_id, started_at, "
+            "ended_at, is_new) VALUES ($4, $5, $1, $6, $7, $8) RETURNING id), "
+            "c AS (UPDATE customers SET visit_count = visit_count + 1, "
             "last_seen_at = greatest(last_seen_at, $2), "
             "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-            "WHERE id = $1 RETURNING visit_count",
-            customer_id, track.last_seen, track.first_seen,
+            "WHERE id = $1 RETURNING visit_count) SELECT v.id, c.visit_count FROM v, c",
+            customer_id, track.last_seen, track.first_seen, track.tenant_id, track.site_id,
+            change.started_at, change.ended_at, is_new,
         )  # fmt: skip
-        return visit_id, visits
+        assert row is not None  # the customer row is locked (or created) by this transaction
+        return row["id"], row["visit_count"]
 
     async def link_sighting(
         self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool

@@ -195,10 +195,10 @@ class IngestUnit(Protocol):
         ...
 
     async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:
-        """The new sighting's id; None if the event's sighting exists already."""
+        """The new sighting's id (a staff decision names the member on it); None if the event's
+        sighting exists already."""
         ...
 
-    async def set_sighting_staff(self, sighting_id: UUID, staff_id: UUID) -> None: ...
     async def add_customer(self, track: Track) -> UUID: ...
     async def lock_customer(
         self, customer_id: UUID, site_id: UUID
@@ -359,33 +359,10 @@ class IngestService:
         now: datetime,
     ) -> None:
         scope = principal.db_scope(tenant_id)
-        async with self._store.unit(scope) as unit:
-            stored = await unit.stored_results(tenant_id, [items[i].key for i in indices])
-            cameras = await unit.cameras({items[i].track.camera_id for i in indices})
-            todo: list[int] = []
-            for i in indices:
-                key, track = items[i].key, items[i].track
-                try:
-                    replay = _replayed(stored.get((key.source, key.event_id)), key)
-                    if replay is not None:
-                        outcomes[i] = replay
-                        continue
-                    site = cameras.get(track.camera_id)
-                    if site is None or site.site_id != track.site_id:
-                        raise InvalidInput("unknown camera at this site", field="data.camera_id")
-                    check_horizon(track, now, site.replay_horizon_days)
-                except VisitlensError as error:
-                    outcomes[i] = error
-                    continue
-                todo.append(i)
-            if not todo:
-                return
-            busy = await unit.busy_people(
-                [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
-            )
-            thresholds = await self._thresholds(tenant_id, unit)
-
-        searched = await self._search([items[i].track for i in todo])
+        # The gallery first, outside any transaction: no connection or row lock is held while it
+        # answers (a replay's search is wasted, and rare). Then one unit of work for the batch.
+        searched = await self._search([items[i].track for i in indices])
+        position = {i: n for n, i in enumerate(indices)}
         batch = _BatchMemory()
         new_views: list[GalleryRow] = []
         dropped: list[UUID] = []
@@ -393,6 +370,32 @@ class IngestService:
         logged: list[tuple[int, Decision, int, int]] = []
         try:
             async with self._store.unit(scope) as unit:
+                stored = await unit.stored_results(tenant_id, [items[i].key for i in indices])
+                cameras = await unit.cameras({items[i].track.camera_id for i in indices})
+                todo: list[int] = []
+                for i in indices:
+                    key, track = items[i].key, items[i].track
+                    try:
+                        replay = _replayed(stored.get((key.source, key.event_id)), key)
+                        if replay is not None:
+                            outcomes[i] = replay
+                            continue
+                        site = cameras.get(track.camera_id)
+                        if site is None or site.site_id != track.site_id:
+                            raise InvalidInput(
+                                "unknown camera at this site", field="data.camera_id"
+                            )
+                        check_horizon(track, now, site.replay_horizon_days)
+                    except VisitlensError as error:
+                        outcomes[i] = error
+                        continue
+                    todo.append(i)
+                if not todo:
+                    return
+                busy = await unit.busy_people(
+                    [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
+                )
+                thresholds = await self._thresholds(tenant_id, unit)
                 # gallery hits whose person still exists (vectors outlive an aborted write or an
                 # erasure), read under this transaction's snapshot
                 alive = await unit.existing_people(searched.people)
@@ -402,7 +405,7 @@ class IngestService:
                         decision = Decision(Outcome.STAFF, None, None)
                     else:
                         found = [[c for c in per if c.person_id in alive]
-                                 for per in searched.shots[n]]  # fmt: skip
+                                 for per in searched.shots[position[i]]]  # fmt: skip
                         shots = batch.extend(found, track, self._settings.top_k)
                         decision = decide(
                             shots, self._settings, busy[n] | batch.busy(track), thresholds
@@ -514,9 +517,7 @@ class IngestService:
         dropped: list[UUID],
         dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
-        if decision.outcome is Outcome.STAFF:
-            if decision.person_id is not None:
-                await unit.set_sighting_staff(sighting_id, decision.person_id)
+        if decision.outcome is Outcome.STAFF:  # the member is on the sighting already
             return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
                                 decision.similarity, False, None, False)  # fmt: skip
 
@@ -545,7 +546,9 @@ class IngestService:
         # this transaction, so no committed visit can be missed by the reports.
         moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
         dirty.extend((track.site_id, t) for t in (change.started_at, moved_from) if t is not None)
-        await self._update_views(unit, track, customer_id, new_views, dropped)
+        await self._update_views(
+            unit, track, customer_id, new_views, dropped, fresh=decision.outcome is Outcome.NEW
+        )
         return IngestResult(
             sighting_id, decision.outcome, customer_id, None, decision.similarity,
             decision.outcome is Outcome.NEW,
@@ -560,8 +563,12 @@ class IngestService:
         customer_id: UUID,
         new_views: list[GalleryRow],
         dropped: list[UUID],
+        *,
+        fresh: bool,
     ) -> None:
-        stored = await unit.customer_views(customer_id)
+        """The track's shots offered to the customer's stored views (a customer created by this
+        event has none yet: nothing to read)."""
+        stored = [] if fresh else await unit.customer_views(customer_id)
         offered = [(s.embedding, s.quality) for s in track.shots]
         update = choose_views(stored, offered, self._settings)
         if update.add:
