@@ -65,3 +65,39 @@ def test_recent_views_are_forgotten_for_every_tenant() -> None:
     gallery._recent[fresh] = deque([(time.monotonic(), row)])
     gallery._expire(time.monotonic() - RECENT_S)
     assert old not in gallery._recent and len(gallery._recent[fresh]) == 1
+
+
+def test_merging_recent_rows_keeps_exactly_the_best_of_the_union() -> None:
+    """The instance's own recent views merged into the server's hits: the top-k of the union,
+    each view once — computed from only the top-k recent rows per query."""
+    from uuid import uuid4
+
+    import numpy as np
+
+    from visitlens.adapters.gallery import _merged
+    from visitlens.ports import GalleryRow, Hit, PersonKind
+
+    rng = np.random.default_rng(3)
+
+    def unit(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, 16)).astype(np.float32)
+        out: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return out
+
+    tenant = uuid4()
+    rows = [GalleryRow(uuid4(), tenant, uuid4(), PersonKind.CUSTOMER, e) for e in unit(300)]
+    queries = unit(5)
+    top_k = 10
+    server = []  # the server saw some of the recent rows too (same ids), and others of its own
+    for q in queries:
+        own = [Hit(uuid4(), uuid4(), PersonKind.CUSTOMER, float(s)) for s in rng.uniform(0, 1, 8)]
+        shared = [Hit(r.view_id, r.person_id, r.kind, float(r.embedding @ q)) for r in rows[:3]]
+        server.append(sorted([*own, *shared], key=lambda h: -h.similarity)[:top_k])
+    merged = _merged(server, queries, rows, top_k)
+    for q, per, got in zip(queries, server, merged, strict=True):
+        union = {h.view_id: h.similarity for h in per}
+        for r in rows:
+            union.setdefault(r.view_id, float(np.clip(r.embedding @ q, -1, 1)))
+        expected = sorted(union.items(), key=lambda kv: -kv[1])[:top_k]
+        assert [h.view_id for h in got] == [v for v, _ in expected]
+        assert len({h.view_id for h in got}) == len(got)

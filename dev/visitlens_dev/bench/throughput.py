@@ -31,11 +31,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from cloudevents.conversion import to_binary, to_dict
 from cloudevents.http import CloudEvent
 
 from visitlens import wiring
-from visitlens.adapters.endpoints import resolve
+from visitlens.adapters.endpoints import StackState, resolve
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
@@ -302,6 +303,45 @@ async def _exactly_once(settings: Settings, world: World, ids: list[str]) -> dic
     }
 
 
+def _cpu_seconds(settings: Settings, function_pid: int) -> dict[str, float]:
+    """CPU time so far of each part of the ingest path on this machine: the function process,
+    PostgreSQL (postmaster and its backends), Milvus (Lite's server or the standalone binary) and
+    this load generator. Deltas over a run, divided by its events, say what bounds ingest."""
+
+    def total(processes: list[psutil.Process]) -> float:
+        seconds = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:  # a backend that ended meanwhile
+                continue
+            seconds += times.user + times.system
+        return seconds
+
+    def tree(pid: int | None) -> list[psutil.Process]:
+        if not pid or not psutil.pid_exists(pid):
+            return []
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+
+    state = StackState.load(settings.data_dir)
+    postgres = tree(state.postgres.pid if state.postgres else None)
+    milvus = [p for p in psutil.process_iter(["cmdline"])
+              if any("milvus" in part for part in (p.info["cmdline"] or [])[:2])]  # fmt: skip
+    return {
+        "function": total(tree(function_pid)),
+        "postgres": total(postgres),
+        "milvus": total(milvus),
+        "load_generator": total([psutil.Process()]),
+    }
+
+
+def _cpu_per_event(
+    before: dict[str, float], after: dict[str, float], events: int
+) -> dict[str, float]:
+    return {part: round((after[part] - before[part]) * 1000 / events, 2) for part in before}
+
+
 def _function(
     settings: Settings, name: str, source: Path, target: str, env: dict[str, str]
 ) -> tuple[int, str]:
@@ -338,7 +378,11 @@ async def _ingest_runs(
             events = [(i % SITES, _event(world, i, i % SITES, rng, mode)) for i in range(count)]
             requests = _single(world, events) if mode == "single" else _batches(world, events)
             senders = CONCURRENCY if mode == "single" else BATCH_SENDERS
+            cpu_before = _cpu_seconds(settings, pid)
             measured = await _drive(url, requests, senders)
+            measured["cpu_ms_per_event"] = _cpu_per_event(
+                cpu_before, _cpu_seconds(settings, pid), len(events)
+            )
             answered = [e["id"] for _, e in events]
             measured.update(await _exactly_once(settings, world, answered))
             out[mode] = measured
