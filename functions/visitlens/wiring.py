@@ -36,8 +36,8 @@ from visitlens.auth.service import AuthService
 from visitlens.config import Settings, load_settings
 from visitlens.http import health
 from visitlens.http.api.services import ApiServices
-from visitlens.http.function import Checked, Endpoint, RoutedFunction
-from visitlens.http.router import Route, Router
+from visitlens.http.function import Endpoint, RoutedFunction, Served
+from visitlens.http.router import Authenticator, Route, Router
 from visitlens.http.routes import aggregate as aggregate_routes
 from visitlens.http.routes import api as api_routes
 from visitlens.http.routes import ingest as ingest_routes
@@ -57,7 +57,7 @@ from visitlens.staff.enrollment import StaffEnrollment
 from visitlens.tenancy import audit_chain, bootstrap
 from visitlens.vision.pipeline import FacePipeline
 
-S = TypeVar("S", bound=Checked)
+S = TypeVar("S", bound=Served)
 
 # --- the clients (one adapter per port) ---------------------------------------------------------
 
@@ -104,7 +104,8 @@ def ingest_services(settings: Settings) -> ingest_routes.IngestServices:
     faces = gallery(settings)
     return ingest_routes.IngestServices(
         settings, db, {"database": health.database(db), "gallery": faces.ping},
-        auth(settings, db)[1], faces, IngestService(PostgresIngestStore(db), faces, settings.identity, SystemClock()),
+        auth(settings, db)[1], faces,
+        IngestService(PostgresIngestStore(db), faces, settings.identity, SystemClock()),
         BrokerPublisher(settings.events),
     )  # fmt: skip
 
@@ -142,7 +143,8 @@ def person_services(settings: Settings) -> person_routes.PersonServices:
         db,
         {"database": health.database(db), "gallery": faces.ping,
          "object_store": health.bucket(store, raw)},
-        auth(settings, db)[1], PersonMerger(persons, faces), Eraser(persons, faces, store, raw), store, raw,
+        auth(settings, db)[1], PersonMerger(persons, faces), Eraser(persons, faces, store, raw),
+        store, raw,
     )  # fmt: skip
 
 
@@ -151,8 +153,8 @@ def staff_services(settings: Settings) -> staff_routes.StaffServices:
     faces = gallery(settings)
     store = object_store(settings)
     enrollment = StaffEnrollment(
-        PostgresStaffStore(db), faces, face_pipeline(settings), store, settings.s3.derived_bucket, settings.identity,
-        settings.http.max_upload_bytes,
+        PostgresStaffStore(db), faces, face_pipeline(settings), store,
+        settings.s3.derived_bucket, settings.identity, settings.http.max_upload_bytes,
     )  # fmt: skip
     return staff_routes.StaffServices(
         settings, db,
@@ -184,15 +186,16 @@ def purge_services(settings: Settings) -> purge_routes.PurgeServices:
 
 
 def _routed(
-    settings: Settings,
-    routes: list[Route],
-    services: Lazy[Any],
-    **options: Any,
-) -> RoutedFunction[Any]:
-    router: Router[Any] = Router(
-        routes, services, lambda s: s.auth, settings.http.max_body_bytes, RateLimiter(settings.http)
+    settings: Settings, routes: list[Route], services: Lazy[S], **options: Any
+) -> RoutedFunction[S]:
+    router: Router[S] = Router(
+        routes, services, _authenticator, settings.http.max_body_bytes, RateLimiter(settings.http)
     )
     return RoutedFunction(router, services, **options)
+
+
+def _authenticator(services: Served) -> Authenticator:
+    return services.auth
 
 
 def _ingest(settings: Settings) -> Endpoint:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from visitlens.adapters.metrics import note_route
 from visitlens.http import health
 from visitlens.http.cloudevents import DeliveryVerifier, is_delivery
-from visitlens.http.router import Router
+from visitlens.http.router import Authenticator, Router
 from visitlens.lazy import Lazy
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -23,6 +23,13 @@ class Checked(Protocol):
 
     @property
     def checks(self) -> Mapping[str, health.Check]: ...
+
+
+class Served(Checked, Protocol):
+    """A routed function's services also authenticate the caller."""
+
+    @property
+    def auth(self) -> Authenticator: ...
 
 
 S = TypeVar("S", bound=Checked)
