@@ -108,19 +108,22 @@ def database_dsns(settings: Settings) -> tuple[str, str]:
 
 
 def milvus_uri(settings: Settings) -> str:
-    state = StackState.load(settings.data_dir)
-    uri = settings.milvus.uri or (state.milvus.address if state.milvus else None)
-    if not uri:
-        raise StackError("no Milvus configured: set MILVUS_URI or run `visitlens stack up`")
-    return uri
+    state = StackState.load(settings.data_dir).milvus
+    return _configured_or_embedded(settings.milvus.uri, state, "Milvus", "MILVUS_URI")
 
 
 def s3_endpoint(settings: Settings) -> str:
-    state = StackState.load(settings.data_dir)
-    endpoint = settings.s3.endpoint or (state.s3.address if state.s3 else None)
-    if not endpoint:
-        raise StackError("no S3 configured: set S3_ENDPOINT or run `visitlens stack up`")
-    return endpoint
+    state = StackState.load(settings.data_dir).s3
+    return _configured_or_embedded(settings.s3.endpoint, state, "S3", "S3_ENDPOINT")
+
+
+def _configured_or_embedded(
+    configured: str | None, embedded: ServiceState | None, what: str, variable: str
+) -> str:
+    address = configured or (embedded.address if embedded else None)
+    if not address:
+        raise StackError(f"no {what} configured: set {variable} or run `visitlens stack up`")
+    return address
 
 
 def resolve(settings: Settings) -> Endpoints:
