@@ -299,7 +299,7 @@ class DevServer:
         self.settings = settings
         self.log = log
         self.gateway_port = free_port()
-        self.function_base = consecutive_free_ports(len(discover()) + 2, 33000)
+        self.function_base = consecutive_free_ports(len(discover()) + 2, 27000)
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

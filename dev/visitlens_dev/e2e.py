@@ -59,7 +59,7 @@ def run_e2e(artifacts: Path) -> int:
     summary: dict[str, Any] = {"scripted": SCRIPTED}
     with ephemeral_stack(artifacts / "stack") as stack:
         settings = stack.model_copy(
-            update={"metrics": MetricsSettings(port=consecutive_free_ports(len(discover()), 34000))}
+            update={"metrics": MetricsSettings(port=consecutive_free_ports(len(discover()), 26000))}
         )
         _say(f"1. embedded stack under {artifacts / 'stack'}; models")
         prepare(settings.models_dir)

@@ -14,7 +14,11 @@ from visitlens_dev.stack.processes import free_port, port_is_free
 
 
 def consecutive_free_ports(n: int, start: int) -> int:
-    """The first of ``n`` consecutive free ports at or above ``start``."""
+    """The first of ``n`` consecutive free ports at or above ``start``.
+
+    Keep ``start`` well below 32768: Linux hands out ports from there up (``ip_local_port_range``)
+    to outgoing connections, so a port found free now but bound minutes later (a function's
+    metrics server starts on its first request) could by then be some connection's local end."""
     for base in range(start, start + 9000, n + 3):
         if all(port_is_free("127.0.0.1", base + i) for i in range(n)):
             return base
