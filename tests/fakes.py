@@ -25,6 +25,7 @@ from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, Vis
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
+    LockedCustomer,
     Shot,
     StoredSighting,
     Track,
@@ -64,6 +65,7 @@ class FakeGallery:
         self.rows: dict[UUID, GalleryRow] = {}
         self.fail_next_insert = False
         self.searches = 0
+        self.discarded: list[UUID] = []
 
     async def search(
         self, tenant_id: UUID, vectors: Floats, top_k: int, kind: PersonKind | None = None
@@ -100,6 +102,12 @@ class FakeGallery:
         for view_id in gone:
             del self.rows[view_id]
         return len(gone)
+
+    def discard_views(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> None:
+        self.discarded.extend(view_ids)
+        for view_id in view_ids:
+            if view_id in self.rows and self.rows[view_id].tenant_id == tenant_id:
+                del self.rows[view_id]
 
     def people(self, tenant_id: UUID) -> set[UUID]:
         return {r.person_id for r in self.rows.values() if r.tenant_id == tenant_id}
@@ -262,17 +270,18 @@ class FakeIngestUnit:
         }  # fmt: skip
         return customer_id
 
-    async def lock_customer(
-        self, customer_id: UUID, site_id: UUID
-    ) -> tuple[bool, OpenVisit | None]:
+    async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
         if customer_id not in self.state.customers:
-            return False, None
+            return None
+        views = [View(vid, np.frombuffer(v["embedding"], "<f4"), v["quality"])
+                 for vid, v in self.state.views.items()
+                 if v["customer_id"] == customer_id]  # fmt: skip
         mine = [(v["ended_at"], vid, v) for vid, v in self.state.visits.items()
                 if v["customer_id"] == customer_id and v["site_id"] == site_id]  # fmt: skip
         if not mine:
-            return True, None
+            return LockedCustomer(None, views)
         _, visit_id, v = max(mine, key=lambda m: m[0])
-        return True, OpenVisit(visit_id, v["started_at"], v["ended_at"])
+        return LockedCustomer(OpenVisit(visit_id, v["started_at"], v["ended_at"]), views)
 
     def _touch(self, customer_id: UUID, track: Track) -> dict[str, Any]:
         c = self.state.customers[customer_id]
@@ -280,16 +289,20 @@ class FakeIngestUnit:
         c["first_seen_at"] = min(c["first_seen_at"], track.first_seen)
         return c
 
-    async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
+    async def extend_visit(
+        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
+    ) -> int:
         assert change.visit_id is not None
         v = self.state.visits[change.visit_id]
         v.update(started_at=change.started_at, ended_at=change.ended_at)
         v["sighting_count"] += 1
+        self._link(sighting_id, customer_id, change.visit_id, opened=False)
         return int(self._touch(customer_id, track)["visit_count"])
 
     async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
-    ) -> tuple[UUID, int]:
+        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
+        sighting_id: UUID,
+    ) -> tuple[UUID, int]:  # fmt: skip
         visit_id = uuid4()
         self.state.visits[visit_id] = {
             "customer_id": customer_id, "site_id": track.site_id, "started_at": change.started_at,
@@ -297,32 +310,25 @@ class FakeIngestUnit:
         }  # fmt: skip
         c = self._touch(customer_id, track)
         c["visit_count"] += 1
+        self._link(sighting_id, customer_id, visit_id, opened=True)
         return visit_id, int(c["visit_count"])
 
-    async def link_sighting(
-        self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool
-    ) -> None:
+    def _link(self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, *, opened: bool) -> None:
         self._sighting(sighting_id).update(
             customer_id=customer_id, visit_id=visit_id, opened=opened
         )
 
-    async def customer_views(self, customer_id: UUID) -> list[View]:
-        return [View(vid, np.frombuffer(v["embedding"], "<f4"), v["quality"])
-                for vid, v in self.state.views.items()
-                if v["customer_id"] == customer_id]  # fmt: skip
-
-    async def add_views(
-        self, track: Track, customer_id: UUID, views: Sequence[tuple[UUID, Shot]]
-    ) -> None:
-        for view_id, shot in views:
+    async def replace_views(
+        self, track: Track, customer_id: UUID, add: Sequence[tuple[UUID, Shot]],
+        remove: Sequence[UUID],
+    ) -> None:  # fmt: skip
+        for view_id in remove:
+            self.state.views.pop(view_id, None)
+        for view_id, shot in add:
             self.state.views[view_id] = {
                 "customer_id": customer_id, "kind": PersonKind.CUSTOMER,
                 "quality": shot.quality, "embedding": shot.embedding.astype("<f4").tobytes(),
             }  # fmt: skip
-
-    async def remove_views(self, view_ids: Sequence[UUID]) -> None:
-        for view_id in view_ids:
-            self.state.views.pop(view_id, None)
 
     async def add_demographics(
         self, sighting_id: UUID, customer_id: UUID, estimate: DemographicsEstimate,

@@ -299,6 +299,20 @@ class IdentitySettings(BaseModel):
         le=1,
         description="a new view is kept only if its cosine to every kept view is below this",
     )
+    group_max_events: int = Field(
+        default=64,
+        ge=1,
+        le=1_000,
+        description="single events of a tenant arriving while its groups are busy are worked "
+        "together, one gallery search and one transaction, up to this many (group commit)",
+    )
+    groups_per_tenant: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="groups of one tenant's single events worked at once per instance (one "
+        "searching the gallery while another writes); an idle tenant's event starts at once",
+    )
 
 
 class HttpSettings(BaseModel):

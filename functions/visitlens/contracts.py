@@ -226,19 +226,25 @@ MODELS: dict[EventType, type[EventData]] = {
 }
 
 
-def parse_data(event_type: str, data: object) -> EventData:
-    """Validate an event's ``data`` for its type; every problem at once, as :class:`InvalidInput`."""
+def canonical_json(data: object) -> str:
+    """``data`` as canonical JSON (sorted keys, no spaces, no NaN), or :class:`InvalidInput`."""
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("data is not plain JSON", field="data") from exc
+    except RecursionError as exc:
+        raise InvalidInput("data is nested too deeply", field="data") from exc
+
+
+def parse_data(event_type: str, data: object, canonical: str | None = None) -> EventData:
+    """Validate an event's ``data`` for its type; every problem at once, as :class:`InvalidInput`.
+    ``canonical``: the data's :func:`canonical_json` if the caller has it already."""
     try:
         model = MODELS[EventType(event_type)]
     except ValueError as exc:
         raise InvalidInput(f"unknown event type {event_type!r}", field="type") from exc
     refuse_nul(data, "data")
-    try:
-        raw = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("data is not plain JSON", field="data") from exc
-    except RecursionError as exc:
-        raise InvalidInput("data is nested too deeply", field="data") from exc
+    raw = canonical if canonical is not None else canonical_json(data)
     try:
         # Strict JSON mode: the wire is JSON, so "yes" is not a boolean and "5" is not a number.
         return model.model_validate_json(raw, strict=True)

@@ -118,3 +118,49 @@ async def test_coalesced_searches_keep_tenants_apart(gallery: MilvusGallery) -> 
         assert per_query[0][0].person_id == people[i]  # each query finds itself first
         assert all(h.person_id in own for h in per_query[0])
     assert calls < 40, "concurrent searches were not coalesced"
+
+
+async def test_discarded_views_are_deleted_together_later_and_only_in_their_tenant(
+    gallery: MilvusGallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visitlens.adapters import gallery as module
+
+    monkeypatch.setattr(module, "DISCARD_EVERY_S", 0.05)
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    vectors = unit(6)
+    a_rows = [GalleryRow(uuid.uuid4(), tenant_a, uuid.uuid4(), PersonKind.CUSTOMER, v)
+              for v in vectors[:4]]  # fmt: skip
+    b_row = GalleryRow(uuid.uuid4(), tenant_b, uuid.uuid4(), PersonKind.CUSTOMER, vectors[4])
+    await gallery.insert([*a_rows, b_row])
+    gallery.discard_views(tenant_a, [a_rows[0].view_id])  # returns at once: nothing awaited
+    gallery.discard_views(tenant_a, [a_rows[1].view_id])
+    gallery.discard_views(tenant_a, [b_row.view_id])  # B's view named as A's: never deleted
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while True:
+        found = {h.view_id for per in await gallery.search(tenant_a, vectors[:2], 4) for h in per}
+        if not found & {a_rows[0].view_id, a_rows[1].view_id}:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "discarded views still found"
+        await asyncio.sleep(0.05)
+    assert {a_rows[2].view_id, a_rows[3].view_id} <= found
+    still = await gallery.search(tenant_b, vectors[4:5], 1)
+    assert still[0][0].view_id == b_row.view_id
+
+
+async def test_discarded_views_are_deleted_at_a_clean_stop(
+    stack_settings: Settings, endpoints: Endpoints
+) -> None:
+    model = f"test-{uuid.uuid4().hex[:8]}"
+    first = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, model, 128)
+    tenant = uuid.uuid4()
+    rows = [GalleryRow(uuid.uuid4(), tenant, uuid.uuid4(), PersonKind.CUSTOMER, v)
+            for v in unit(2)]  # fmt: skip
+    await first.insert(rows)
+    first.discard_views(tenant, [rows[0].view_id])
+    await first.close()  # before the background round came
+    second = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, model, 128)
+    try:
+        hits = await second.search(tenant, np.stack([r.embedding for r in rows]), 2)
+        assert {h.view_id for per in hits for h in per} == {rows[1].view_id}
+    finally:
+        await second.close()

@@ -128,3 +128,29 @@ async def test_deletes_by_filter_report_counts_and_stay_in_the_tenant(
     left = await gallery.search(tenant_b, vectors[3:], top_k=1)
     assert left[0][0].view_id == other.view_id
     assert await gallery.delete_person(tenant_a, person) == 0
+
+
+async def test_discarded_views_leave_the_answer_path_and_are_deleted_within_seconds(
+    gallery: MilvusGallery,
+) -> None:
+    """A filtered delete waits for the server's next time tick (~200 ms here): ingest discards
+    views instead, answered at once and deleted in one call per tenant a second later."""
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    vectors = unit(3)
+    rows = rows_of(tenant_a, [uuid.uuid4(), uuid.uuid4()], vectors[:2])
+    foreign = rows_of(tenant_b, [uuid.uuid4()], vectors[2:])[0]
+    await gallery.insert([*rows, foreign])
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    gallery.discard_views(tenant_a, [rows[0].view_id, foreign.view_id])
+    assert loop.time() - began < 0.01
+    deadline = began + 5.0
+    while True:
+        found = {h.view_id for per in await gallery.search(tenant_a, vectors[:2], 2) for h in per}
+        if rows[0].view_id not in found:
+            break
+        assert loop.time() < deadline, "a discarded view was still found after 5 s"
+        await asyncio.sleep(0.1)
+    assert rows[1].view_id in found
+    kept = await gallery.search(tenant_b, vectors[2:], 1)
+    assert kept[0][0].view_id == foreign.view_id

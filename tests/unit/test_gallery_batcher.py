@@ -49,11 +49,10 @@ def test_recent_views_are_forgotten_for_every_tenant() -> None:
     """The read-your-writes memory keeps RECENT_S of views, also of tenants that never search."""
     import time
     import uuid
-    from collections import deque
 
     import numpy as np
 
-    from visitlens.adapters.gallery import RECENT_S, MilvusGallery
+    from visitlens.adapters.gallery import RECENT_S, MilvusGallery, _RecentViews
     from visitlens.config import MilvusSettings
     from visitlens.ports import GalleryRow, PersonKind
 
@@ -61,8 +60,10 @@ def test_recent_views_are_forgotten_for_every_tenant() -> None:
     old, fresh = uuid.uuid4(), uuid.uuid4()
     vector = np.array([1, 0, 0, 0], np.float32)
     row = GalleryRow(uuid.uuid4(), old, uuid.uuid4(), PersonKind.CUSTOMER, vector)
-    gallery._recent[old] = deque([(time.monotonic() - RECENT_S - 1, row)])
-    gallery._recent[fresh] = deque([(time.monotonic(), row)])
+    gallery._recent[old] = _RecentViews(4)
+    gallery._recent[old].add(time.monotonic() - RECENT_S - 1, [row])
+    gallery._recent[fresh] = _RecentViews(4)
+    gallery._recent[fresh].add(time.monotonic(), [row])
     gallery._expire(time.monotonic() - RECENT_S)
     assert old not in gallery._recent and len(gallery._recent[fresh]) == 1
 
@@ -93,7 +94,8 @@ def test_merging_recent_rows_keeps_exactly_the_best_of_the_union() -> None:
         own = [Hit(uuid4(), uuid4(), PersonKind.CUSTOMER, float(s)) for s in rng.uniform(0, 1, 8)]
         shared = [Hit(r.view_id, r.person_id, r.kind, float(r.embedding @ q)) for r in rows[:3]]
         server.append(sorted([*own, *shared], key=lambda h: -h.similarity)[:top_k])
-    merged = _merged(server, queries, rows, top_k)
+    matrix = np.stack([r.embedding for r in rows])
+    merged = _merged(server, queries, rows, matrix, top_k)
     for q, per, got in zip(queries, server, merged, strict=True):
         union = {h.view_id: h.similarity for h in per}
         for r in rows:
@@ -101,3 +103,34 @@ def test_merging_recent_rows_keeps_exactly_the_best_of_the_union() -> None:
         expected = sorted(union.items(), key=lambda kv: -kv[1])[:top_k]
         assert [h.view_id for h in got] == [v for v, _ in expected]
         assert len({h.view_id for h in got}) == len(got)
+
+
+def test_recent_views_expire_in_order_filter_by_kind_and_forget_in_step() -> None:
+    """The recent views' matrix stays row for row with its views through appends, expiry, a kind
+    filter and forgetting."""
+    from uuid import uuid4
+
+    import numpy as np
+
+    from visitlens.adapters.gallery import _RecentViews
+    from visitlens.ports import GalleryRow, PersonKind
+
+    tenant = uuid4()
+    eye = np.eye(6, dtype=np.float32)
+    kinds = [PersonKind.CUSTOMER, PersonKind.STAFF] * 3
+    rows = [GalleryRow(uuid4(), tenant, uuid4(), kinds[i], eye[i]) for i in range(6)]
+    recent = _RecentViews(6)
+    recent.add(1.0, rows[:2])
+    recent.add(2.0, rows[2:4])
+    recent.add(3.0, rows[4:])
+    recent.expire(2.0)  # inserted before t=2: gone
+    assert [r.view_id for r in recent.rows] == [r.view_id for r in rows[2:]]
+    staff, matrix = recent.of_kind(PersonKind.STAFF)
+    assert [r.view_id for r in staff] == [rows[3].view_id, rows[5].view_id]
+    assert np.array_equal(matrix, eye[[3, 5]])
+    recent.keep([r.view_id != rows[4].view_id for r in recent.rows])
+    everyone, matrix = recent.of_kind(None)
+    assert [r.view_id for r in everyone] == [rows[2].view_id, rows[3].view_id, rows[5].view_id]
+    assert np.array_equal(matrix, eye[[2, 3, 5]])
+    recent.expire(10.0)
+    assert len(recent) == 0 and recent.matrix.shape == (0, 6)

@@ -4,6 +4,7 @@ new vs returning, visit windows, replays and conflicts, refusals that change not
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -273,3 +274,119 @@ async def test_demographics_accumulate_on_the_customer_when_the_tenant_allows() 
     quiet = await off.ingest(*off.track(face(), demographics=estimate))
     assert quiet.customer_id is not None
     assert off.store.state.customers[quiet.customer_id]["gender"] is None
+
+
+# --- single events arriving together: group commit -------------------------------------------
+
+
+async def test_concurrent_single_events_share_a_unit_of_work_and_each_gets_its_own_answer() -> None:
+    """Events of one tenant arriving while it is busy are worked as one group: one search, one
+    unit of work, and the answers a batch of them would get, each to its own sender."""
+    w = World()
+    me = face()
+    early = w.track(me, ago_s=120)
+    late = w.track(seen_again(me), ago_s=30, camera=OTHER_CAMERA)
+    stranger = w.track(face())
+    future = w.track(face(), ago_s=-3600)  # refused at its check, before any group
+    results = await asyncio.gather(
+        *(w.ingest(*t) for t in (early, late, stranger, future)), return_exceptions=True
+    )
+    first, second, third, refused = results
+    assert isinstance(first, IngestResult) and isinstance(second, IngestResult)
+    assert isinstance(third, IngestResult)
+    assert first.outcome is Outcome.NEW and second.outcome is Outcome.RETURNING
+    assert second.customer_id == first.customer_id != third.customer_id
+    assert isinstance(refused, InvalidInput) and refused.field == "data.last_seen"
+    assert w.service.groups == 1 and w.store.commits == 1 and w.gallery.searches == 1
+    assert len(w.store.state.customers) == 2 and len(w.store.state.sightings) == 3
+
+
+async def test_a_refusal_inside_a_group_is_its_own_and_the_others_count() -> None:
+    w = World()
+    key, track = w.track(face())
+    await w.ingest(key, track)
+    forged = EventKey(key.source, key.event_id, key.event_type, b"x" * 32)
+    others = [w.track(face()) for _ in range(3)]
+    results = await asyncio.gather(
+        w.ingest(forged, track), *(w.ingest(*t) for t in others), return_exceptions=True
+    )
+    assert isinstance(results[0], Conflict) and results[0].field == "id"
+    assert all(isinstance(r, IngestResult) and r.outcome is Outcome.NEW for r in results[1:])
+    assert len(w.store.state.customers) == 4
+
+
+async def test_a_lone_refusal_beside_replays_refuses_only_itself() -> None:
+    """A group whose only new event is refused: the unit is undone, the replays still get their
+    stored answers (nothing else was in the unit)."""
+    w = World()
+    first = w.track(face())
+    stored = await w.ingest(*first)
+    w.store.state.cameras.pop(OTHER_CAMERA)  # the camera was removed meanwhile
+    stray = w.track(face(), camera=OTHER_CAMERA)
+    before = w.snapshot()
+    replay, refused = await asyncio.gather(
+        w.ingest(*first), w.ingest(*stray), return_exceptions=True
+    )
+    assert isinstance(replay, IngestResult) and replay.replayed
+    assert replay.sighting_id == stored.sighting_id
+    assert isinstance(refused, InvalidInput) and refused.field == "data.camera_id"
+    assert w.snapshot() == before
+
+
+async def test_a_gallery_outage_fails_the_whole_group_and_its_retry_counts_once() -> None:
+    w = World()
+    tracks = [w.track(face()) for _ in range(3)]
+    before = w.snapshot()
+    w.gallery.fail_next_insert = True
+    results = await asyncio.gather(*(w.ingest(*t) for t in tracks), return_exceptions=True)
+    assert all(isinstance(r, TransientError) for r in results)
+    assert w.snapshot() == before
+    again = await asyncio.gather(*(w.ingest(*t) for t in tracks))
+    assert all(r.outcome is Outcome.NEW and not r.replayed for r in again)
+    assert len(w.store.state.sightings) == 3
+
+
+async def test_views_a_customer_no_longer_keeps_are_discarded_off_the_answer_path() -> None:
+    settings = IdentitySettings(max_views_per_person=1)
+    w = World()
+    w.service = IngestService(w.store, w.gallery, settings, w.clock)
+    me = face()
+    await w.ingest(*w.track(me))
+    (old,) = w.gallery.rows
+    w.clock.advance(minutes=1)
+    # a good view of the same person replaces the poor one kept so far
+    key, track = w.track(seen_again(me, 0.01))
+    better = Track(**{**{s: getattr(track, s) for s in Track.__slots__},
+                      "shots": (Shot(track.shots[0].embedding, 1.0),)})  # fmt: skip
+    w.store.state.views[old]["quality"] = 0.2  # a poor fallback view
+    result = await w.ingest(key, better)
+    assert result.outcome is Outcome.RETURNING
+    assert w.gallery.discarded == [old] and old not in w.gallery.rows
+
+
+async def test_the_gallery_is_recounted_in_the_background_not_on_an_events_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counting a large gallery takes longer than an event should wait: counted once inline for
+    a tenant's first event, then every GALLERY_SIZE_EVERY events by a background unit of work."""
+    from tests.fakes import FakeIngestUnit
+    from visitlens.identity import ingest as module
+
+    counted: list[int] = []
+    original = FakeIngestUnit.gallery_sizes
+
+    async def counting(self: FakeIngestUnit) -> tuple[int, int]:
+        counted.append(len(self.state.views))
+        return await original(self)
+
+    monkeypatch.setattr(FakeIngestUnit, "gallery_sizes", counting)
+    w = World()
+    await w.ingest(*w.track(face()))
+    assert counted == [0] and w.store.commits == 1
+    for _ in range(module.GALLERY_SIZE_EVERY):
+        await w.ingest(*w.track(face()))
+    await asyncio.sleep(0)  # the background recount's turn
+    await asyncio.sleep(0)
+    assert len(counted) == 2 and counted[1] >= module.GALLERY_SIZE_EVERY
+    # the recount was a unit of work of its own, beside one per event
+    assert w.store.commits == module.GALLERY_SIZE_EVERY + 2

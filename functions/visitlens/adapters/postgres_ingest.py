@@ -22,6 +22,7 @@ from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, Vis
 from visitlens.identity.ingest import (
     CameraSite,
     EventKey,
+    LockedCustomer,
     Shot,
     StoredSighting,
     Track,
@@ -150,86 +151,84 @@ class PostgresIngestUnit:
         )  # fmt: skip
         return customer_id
 
-    async def lock_customer(
-        self, customer_id: UUID, site_id: UUID
-    ) -> tuple[bool, OpenVisit | None]:
+    async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
         """The customer's row lock serialises every change to their visits; their latest visit at
-        this site comes with it (one round trip)."""
+        this site and their stored views come with it (one round trip)."""
         row = await self._conn.fetchrow(
-            "SELECT v.id, v.started_at, v.ended_at FROM customers c LEFT JOIN LATERAL ("
+            "SELECT v.id, v.started_at, v.ended_at, w.ids, w.qualities, w.embeddings "
+            "FROM customers c LEFT JOIN LATERAL ("
             "SELECT id, started_at, ended_at FROM visits WHERE customer_id = c.id "
             "AND site_id = $2 ORDER BY ended_at DESC LIMIT 1) v ON true "
+            "LEFT JOIN LATERAL (SELECT array_agg(e.id) AS ids, array_agg(e.quality) AS qualities, "
+            "array_agg(e.embedding) AS embeddings FROM person_embeddings e "
+            "WHERE e.customer_id = c.id AND e.embedding IS NOT NULL) w ON true "
             "WHERE c.id = $1 FOR UPDATE OF c",
             customer_id, site_id,
         )  # fmt: skip
         if row is None:
-            return False, None
-        return True, OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
+            return None
+        latest = OpenVisit(row["id"], row["started_at"], row["ended_at"]) if row["id"] else None
+        views = [
+            View(view_id, np.frombuffer(embedding, "<f4"), float(quality or 0))
+            for view_id, quality, embedding in zip(
+                row["ids"] or [], row["qualities"] or [], row["embeddings"] or [], strict=True
+            )
+        ]
+        return LockedCustomer(latest, views)
 
-    async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
+    async def extend_visit(
+        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
+    ) -> int:
         visits: int = await self._conn.fetchval(
             "WITH v AS (UPDATE visits SET started_at = $4, ended_at = $5, "
-            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $6) "
+            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $6), "
+            "s AS (UPDATE sightings SET customer_id = $1, visit_id = $6, opened_visit = false "
+            "WHERE id = $7) "
             "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
             "first_seen_at = least(first_seen_at, $3), updated_at = now() "
             "WHERE id = $1 RETURNING visit_count",
             customer_id, track.last_seen, track.first_seen, change.started_at, change.ended_at,
-            change.visit_id,
+            change.visit_id, sighting_id,
         )  # fmt: skip
         return visits
 
     async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
-    ) -> tuple[UUID, int]:
+        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
+        sighting_id: UUID,
+    ) -> tuple[UUID, int]:  # fmt: skip
         row = await self._conn.fetchrow(
             "WITH v AS (INSERT INTO visits (tenant_id, site_id, customer_id, started_at, "
             "ended_at, is_new) VALUES ($4, $5, $1, $6, $7, $8) RETURNING id), "
             "c AS (UPDATE customers SET visit_count = visit_count + 1, "
             "last_seen_at = greatest(last_seen_at, $2), "
             "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-            "WHERE id = $1 RETURNING visit_count) SELECT v.id, c.visit_count FROM v, c",
+            "WHERE id = $1 RETURNING visit_count), "
+            "s AS (UPDATE sightings SET customer_id = $1, visit_id = (SELECT id FROM v), "
+            "opened_visit = true WHERE id = $9) "
+            "SELECT v.id, c.visit_count FROM v, c",
             customer_id, track.last_seen, track.first_seen, track.tenant_id, track.site_id,
-            change.started_at, change.ended_at, is_new,
+            change.started_at, change.ended_at, is_new, sighting_id,
         )  # fmt: skip
         assert row is not None  # the customer row is locked (or created) by this transaction
         return row["id"], row["visit_count"]
 
-    async def link_sighting(
-        self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool
+    async def replace_views(
+        self,
+        track: Track,
+        customer_id: UUID,
+        add: Sequence[tuple[UUID, Shot]],
+        remove: Sequence[UUID],
     ) -> None:
         await self._conn.execute(
-            "UPDATE sightings SET customer_id = $2, visit_id = $3, opened_visit = $4 WHERE id = $1",
-            sighting_id, customer_id, visit_id, opened,
-        )  # fmt: skip
-
-    async def customer_views(self, customer_id: UUID) -> list[View]:
-        rows = await self._conn.fetch(
-            "SELECT id, quality, embedding FROM person_embeddings "
-            "WHERE customer_id = $1 AND embedding IS NOT NULL",
-            customer_id,
-        )
-        return [
-            View(r["id"], np.frombuffer(r["embedding"], "<f4"), float(r["quality"] or 0))
-            for r in rows
-        ]
-
-    async def add_views(
-        self, track: Track, customer_id: UUID, views: Sequence[tuple[UUID, Shot]]
-    ) -> None:
-        await self._conn.execute(
+            "WITH gone AS (DELETE FROM person_embeddings WHERE id = ANY($9::uuid[])) "
             "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
             "dim, quality, source, snapshot_key, embedding) "
             "SELECT v, $2, 'customer', $3, $4, $5, q, 'track', $7, e "
             "FROM unnest($1::uuid[], $6::real[], $8::bytea[]) AS t(v, q, e)",
-            [view_id for view_id, _ in views], track.tenant_id, customer_id, track.model_id,
-            track.dim, [shot.quality for _, shot in views], track.snapshot_key,
-            [shot.embedding.astype("<f4").tobytes() for _, shot in views],
+            [view_id for view_id, _ in add], track.tenant_id, customer_id, track.model_id,
+            track.dim, [shot.quality for _, shot in add], track.snapshot_key,
+            [shot.embedding.astype("<f4").tobytes() for _, shot in add], list(remove),
         )  # fmt: skip
-
-    async def remove_views(self, view_ids: Sequence[UUID]) -> None:
-        await self._conn.execute(
-            "DELETE FROM person_embeddings WHERE id = ANY($1::uuid[])", list(view_ids)
-        )
 
     async def add_demographics(
         self,

@@ -101,9 +101,9 @@ def check_attributes(event: CloudEvent) -> CloudEvent:
     return event
 
 
-def data_digest(event: CloudEvent) -> bytes:
-    """SHA-256 of the event's data in canonical JSON: what makes two deliveries the same event."""
-    canonical = json.dumps(event.data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+def data_digest(canonical: str) -> bytes:
+    """SHA-256 of an event's data in canonical JSON (:func:`visitlens.contracts.canonical_json`):
+    what makes two deliveries the same event."""
     return hashlib.sha256(canonical.encode()).digest()
 
 

@@ -8,6 +8,7 @@ visit; a replay (sequential or concurrent) finds it and gets the stored result b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -30,7 +31,7 @@ from visitlens.contracts import (
     FaceDetectedV2,
     FaceDetectedV3,
 )
-from visitlens.errors import Busy, Conflict, InvalidInput, VisitlensError
+from visitlens.errors import Busy, Conflict, InvalidInput, TransientError, VisitlensError
 from visitlens.identity.decisions import (
     Candidate,
     Decision,
@@ -44,6 +45,7 @@ from visitlens.identity.decisions import (
     decide,
     visit_change,
 )
+from visitlens.identity.group_commit import GroupCommit
 from visitlens.ports import Clock, DbScope, Gallery, GalleryRow, PersonKind
 from visitlens.tenancy.object_keys import require_camera_key
 from visitlens.vision.demographics import person_demographics, signed_evidence
@@ -155,6 +157,14 @@ class CameraSite:
 
 
 @dataclass(frozen=True, slots=True)
+class LockedCustomer:
+    """A returning customer, locked for this unit of work: what ingest decides their pass by."""
+
+    latest_visit: OpenVisit | None
+    views: list[View]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSighting:
     """What an event already made (its sighting), for the answer to a replay."""
 
@@ -200,31 +210,35 @@ class IngestUnit(Protocol):
         ...
 
     async def add_customer(self, track: Track) -> UUID: ...
-    async def lock_customer(
-        self, customer_id: UUID, site_id: UUID
-    ) -> tuple[bool, OpenVisit | None]:
-        """Locks the customer (every change to their visits is serialised); whether they exist,
-        and their latest visit at the site."""
+    async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
+        """Locks the customer (every change to their visits is serialised): their latest visit at
+        the site and their stored views; None if they no longer exist."""
         ...
 
-    async def extend_visit(self, change: VisitChange, customer_id: UUID, track: Track) -> int:
-        """The customer's visit count after it."""
+    async def extend_visit(
+        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
+    ) -> int:
+        """The visit extended and the sighting linked to it: the customer's visit count after."""
         ...
 
     async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool
-    ) -> tuple[UUID, int]:
-        """The new visit's id and the customer's visit count."""
+        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
+        sighting_id: UUID,
+    ) -> tuple[UUID, int]:  # fmt: skip
+        """The visit opened and the sighting linked to it: its id and the customer's visit
+        count."""
         ...
 
-    async def link_sighting(
-        self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, opened: bool
-    ) -> None: ...
-    async def customer_views(self, customer_id: UUID) -> list[View]: ...
-    async def add_views(
-        self, track: Track, customer_id: UUID, views: Sequence[tuple[UUID, Shot]]
-    ) -> None: ...
-    async def remove_views(self, view_ids: Sequence[UUID]) -> None: ...
+    async def replace_views(
+        self,
+        track: Track,
+        customer_id: UUID,
+        add: Sequence[tuple[UUID, Shot]],
+        remove: Sequence[UUID],
+    ) -> None:
+        """The customer's stored views: ``add`` (from the track) kept, ``remove`` dropped."""
+        ...
+
     async def add_demographics(
         self,
         sighting_id: UUID,
@@ -287,6 +301,12 @@ class IngestService:
         self._settings = settings
         self._clock = clock
         self._gallery_sizes: dict[UUID, tuple[float, int, Thresholds]] = {}
+        self._recounts: dict[UUID, asyncio.Task[None]] = {}
+        self._groups: GroupCommit[UUID, Submission, IngestResult | VisitlensError] = GroupCommit(
+            self._ingest_group,
+            max_items=settings.group_max_events,
+            slots=settings.groups_per_tenant,
+        )
 
     def check(
         self, principal: Principal, key: EventKey, track: Track, now: datetime | None = None
@@ -314,9 +334,20 @@ class IngestService:
                 field="data.model_id",
             )
 
+    @property
+    def groups(self) -> int:
+        """Units of work the single events have run in so far."""
+        return self._groups.groups
+
     async def ingest(self, principal: Principal, key: EventKey, track: Track) -> IngestResult:
-        """One event: its result, or the error that refuses it."""
-        (outcome,) = await self.ingest_many(principal, [Submission(key, track)])
+        """One event: its result, or the error that refuses it.
+
+        Checked alone, then worked in a group with the tenant's other events arriving meanwhile
+        (group commit, :mod:`visitlens.identity.group_commit`): one gallery search and one
+        transaction for the group, a result per event — exactly what a batch of them would give.
+        An idle tenant's event is worked at once, alone."""
+        self.check(principal, key, track)
+        outcome = await self._groups.submit(track.tenant_id, Submission(key, track))
         if isinstance(outcome, VisitlensError):
             raise outcome
         return outcome
@@ -339,26 +370,47 @@ class IngestService:
                 continue
             by_tenant.setdefault(item.track.tenant_id, []).append(i)
         for tenant_id, indices in by_tenant.items():
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(Busy),
-                stop=stop_after_attempt(BUSY_ATTEMPTS),
-                wait=wait_random(0.01, 0.1),
-                reraise=True,
-            ):
-                with attempt:  # a deadlock victim is rolled back whole: run it again
-                    await self._ingest_tenant(principal, tenant_id, items, indices, outcomes, now)
+            await self._ingest_checked(tenant_id, items, indices, outcomes, now)
         return [o for o in outcomes if o is not None]
 
-    async def _ingest_tenant(
+    async def _ingest_group(
+        self, tenant_id: UUID, items: Sequence[Submission]
+    ) -> list[IngestResult | VisitlensError]:
+        """A group of one tenant's checked single events: a result or a refusal per event."""
+        outcomes: list[IngestResult | VisitlensError | None] = [None] * len(items)
+        await self._ingest_checked(
+            tenant_id, items, list(range(len(items))), outcomes, self._clock.now()
+        )
+        return [o if o is not None else TransientError("not answered") for o in outcomes]
+
+    async def _ingest_checked(
         self,
-        principal: Principal,
         tenant_id: UUID,
         items: Sequence[Submission],
         indices: list[int],
         outcomes: list[IngestResult | VisitlensError | None],
         now: datetime,
     ) -> None:
-        scope = principal.db_scope(tenant_id)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Busy),
+            stop=stop_after_attempt(BUSY_ATTEMPTS),
+            wait=wait_random(0.01, 0.1),
+            reraise=True,
+        ):
+            with attempt:  # a deadlock victim is rolled back whole: run it again
+                await self._ingest_tenant(tenant_id, items, indices, outcomes, now)
+
+    async def _ingest_tenant(
+        self,
+        tenant_id: UUID,
+        items: Sequence[Submission],
+        indices: list[int],
+        outcomes: list[IngestResult | VisitlensError | None],
+        now: datetime,
+    ) -> None:
+        # Every event was checked against its own principal; the unit of work acts for the tenant
+        # (ingest's writes name no actor: the sightings carry their source instead).
+        scope = DbScope(tenant_id)
         # The gallery first, outside any transaction: no connection or row lock is held while it
         # answers (a replay's search is wasted, and rare). Then one unit of work for the batch.
         searched = await self._search([items[i].track for i in indices])
@@ -420,7 +472,9 @@ class IngestService:
                             )  # fmt: skip
                     except VisitlensError as error:
                         if len(todo) == 1:
-                            raise
+                            if isinstance(error, Busy | TransientError):
+                                raise  # the unit again (Busy), or the sender again
+                            raise _LoneRefusal(i, error) from error  # undoes the whole unit
                         del new_views[marks[0] :], dropped[marks[1] :], dirty[marks[2] :]
                         outcomes[i] = error
                         continue
@@ -432,12 +486,15 @@ class IngestService:
                         )
                 await _mark_all_dirty(unit, dirty)
                 await self._gallery.insert(new_views)
-        except BaseException:
+        except BaseException as exc:
             if new_views:  # the transaction did not commit: take back the vectors it added
                 await _quietly_delete(self._gallery, tenant_id, [r.view_id for r in new_views])
+            if isinstance(exc, _LoneRefusal):
+                outcomes[exc.index] = exc.error
+                return
             raise
-        if dropped:
-            await _quietly_delete(self._gallery, tenant_id, dropped)
+        if dropped:  # housekeeping, off the answer's path (see Gallery.discard_views)
+            self._gallery.discard_views(tenant_id, dropped)
         for i, decision, added, removed in logged:
             logger.info(
                 "sighting %s tenant=%s site=%s decision=%s views+%d-%d",
@@ -493,18 +550,37 @@ class IngestService:
         return out
 
     async def _thresholds(self, tenant_id: UUID, unit: IngestUnit) -> Thresholds:
-        """The open-set thresholds for the tenant's gallery sizes, recounted once a minute or
-        every ``GALLERY_SIZE_EVERY`` events of the tenant, whichever comes first (a busy new
-        store's gallery grows fast)."""
-        now = time.monotonic()
+        """The open-set thresholds for the tenant's gallery sizes. Counted in this unit of work
+        the first time; after that recounted once a minute or every ``GALLERY_SIZE_EVERY`` events
+        of the tenant, whichever comes first (a busy new store's gallery grows fast), in the
+        background: counting a large gallery's views takes longer than an event should wait,
+        and the thresholds move with the logarithm of its size."""
         cached = self._gallery_sizes.get(tenant_id)
-        if cached is not None and cached[0] > now and cached[1] < GALLERY_SIZE_EVERY:
-            self._gallery_sizes[tenant_id] = (cached[0], cached[1] + 1, cached[2])
-            return cached[2]
-        customers, staff = await unit.gallery_sizes()
-        thresholds = Thresholds.for_gallery(customers, staff, self._settings)
-        self._gallery_sizes[tenant_id] = (now + GALLERY_SIZE_TTL_S, 0, thresholds)
+        if cached is None:
+            customers, staff = await unit.gallery_sizes()
+            return self._remember_sizes(tenant_id, customers, staff)
+        expires, events, thresholds = cached
+        self._gallery_sizes[tenant_id] = (expires, events + 1, thresholds)
+        stale = expires <= time.monotonic() or events + 1 >= GALLERY_SIZE_EVERY
+        if stale and tenant_id not in self._recounts:
+            task = asyncio.create_task(self._recount(tenant_id))
+            self._recounts[tenant_id] = task
+            task.add_done_callback(lambda _: self._recounts.pop(tenant_id, None))
         return thresholds
+
+    def _remember_sizes(self, tenant_id: UUID, customers: int, staff: int) -> Thresholds:
+        thresholds = Thresholds.for_gallery(customers, staff, self._settings)
+        self._gallery_sizes[tenant_id] = (time.monotonic() + GALLERY_SIZE_TTL_S, 0, thresholds)
+        return thresholds
+
+    async def _recount(self, tenant_id: UUID) -> None:
+        try:
+            async with self._store.unit(DbScope(tenant_id)) as unit:
+                customers, staff = await unit.gallery_sizes()
+        except VisitlensError as error:  # the thresholds in use stay; the next event tries again
+            logger.warning("could not recount the gallery of tenant %s: %s", tenant_id, error)
+            return
+        self._remember_sizes(tenant_id, customers, staff)
 
     async def _apply(
         self,
@@ -521,34 +597,33 @@ class IngestService:
             return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
                                 decision.similarity, False, None, False)  # fmt: skip
 
+        stored: list[View] = []  # a customer created by this event has no views yet
         if decision.outcome is Outcome.NEW:
             customer_id = await unit.add_customer(track)
             latest = None
         else:
             assert decision.person_id is not None
             customer_id = decision.person_id
-            exists, latest = await unit.lock_customer(customer_id, track.site_id)
-            if not exists:
+            locked = await unit.lock_customer(customer_id, track.site_id)
+            if locked is None:
                 raise Busy("the matched customer was erased meanwhile; deciding again")
+            latest, stored = locked.latest_visit, locked.views
 
         change = visit_change(latest, track.first_seen, track.last_seen, window)
         opened = change.action is VisitAction.OPEN
         if change.action is VisitAction.EXTEND:
             assert change.visit_id is not None
             visit_id = change.visit_id
-            visits = await unit.extend_visit(change, customer_id, track)
+            visits = await unit.extend_visit(change, customer_id, track, sighting_id)
         else:
             visit_id, visits = await unit.open_visit(
-                change, customer_id, track, decision.outcome is Outcome.NEW
+                change, customer_id, track, decision.outcome is Outcome.NEW, sighting_id
             )
-        await unit.link_sighting(sighting_id, customer_id, visit_id, opened)
         # The statistics of the visit's hour (and the hour it moved from) are now stale: marked in
         # this transaction, so no committed visit can be missed by the reports.
         moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
         dirty.extend((track.site_id, t) for t in (change.started_at, moved_from) if t is not None)
-        await self._update_views(
-            unit, track, customer_id, new_views, dropped, fresh=decision.outcome is Outcome.NEW
-        )
+        await self._update_views(unit, track, customer_id, stored, new_views, dropped)
         return IngestResult(
             sighting_id, decision.outcome, customer_id, None, decision.similarity,
             decision.outcome is Outcome.NEW,
@@ -561,28 +636,22 @@ class IngestService:
         unit: IngestUnit,
         track: Track,
         customer_id: UUID,
+        stored: list[View],
         new_views: list[GalleryRow],
         dropped: list[UUID],
-        *,
-        fresh: bool,
     ) -> None:
-        """The track's shots offered to the customer's stored views (a customer created by this
-        event has none yet: nothing to read)."""
-        stored = [] if fresh else await unit.customer_views(customer_id)
+        """The track's shots offered to the customer's stored views."""
         offered = [(s.embedding, s.quality) for s in track.shots]
         update = choose_views(stored, offered, self._settings)
-        if update.add:
-            views = [(uuid.uuid4(), track.shots[index]) for index in update.add]
-            await unit.add_views(track, customer_id, views)
-            new_views.extend(
-                GalleryRow(
-                    view_id, track.tenant_id, customer_id, PersonKind.CUSTOMER, shot.embedding
-                )
-                for view_id, shot in views
-            )
-        if update.remove:
-            await unit.remove_views(list(update.remove))
-            dropped.extend(update.remove)
+        if not update.add and not update.remove:
+            return
+        views = [(uuid.uuid4(), track.shots[index]) for index in update.add]
+        await unit.replace_views(track, customer_id, views, list(update.remove))
+        new_views.extend(
+            GalleryRow(view_id, track.tenant_id, customer_id, PersonKind.CUSTOMER, shot.embedding)
+            for view_id, shot in views
+        )
+        dropped.extend(update.remove)
 
 
 async def _record_demographics(
@@ -626,6 +695,16 @@ async def _mark_all_dirty(unit: IngestUnit, dirty: list[tuple[UUID, datetime]]) 
         by_site.setdefault(site_id, set()).add(instant)
     for site_id in sorted(by_site):
         await unit.mark_dirty(site_id, sorted(by_site[site_id]))
+
+
+class _LoneRefusal(Exception):
+    """An event refused while it was the only one its unit of work changed: the unit is rolled
+    back (no savepoint needed) and the refusal is the event's answer."""
+
+    def __init__(self, index: int, error: VisitlensError) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
 
 
 @dataclass(slots=True)

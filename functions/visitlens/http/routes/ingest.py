@@ -25,6 +25,7 @@ from visitlens.contracts import (
     FaceDetectedV1,
     FaceDetectedV2,
     VisitRecordedV1,
+    canonical_json,
     parse_data,
 )
 from visitlens.errors import InvalidInput, VisitlensError
@@ -126,8 +127,9 @@ class IngestEndpoint(EventFunction[IngestServices]):
 
 
 def _submission(event: CloudEvent) -> Submission:
-    data = parse_data(event["type"], event.data)
-    key = EventKey(event["source"], event["id"], event["type"], data_digest(event))
+    canonical = canonical_json(event.data)  # once, for the digest and the validation
+    data = parse_data(event["type"], event.data, canonical)
+    key = EventKey(event["source"], event["id"], event["type"], data_digest(canonical))
     if isinstance(data, FaceDetectedV2):  # v2 and v3
         return Submission(key, Track.from_v2(data))
     if isinstance(data, FaceDetectedV1):
