@@ -1,11 +1,16 @@
 """Ingest at scale, side by side in one run: a real `functions-framework --asgi` ingest process fed
-face.detected events at 100k and 1M stored embeddings, one event per request (16 senders) and as
-CloudEvents batches (4 stores sending 50-event batches), on (a) the embedded default (Milvus Lite)
+face.detected events at 100k and 1M stored embeddings on (a) the embedded default (Milvus Lite)
 and (b) a real Milvus 2.3.5 standalone server (the stand-in for production, run in a private
-network namespace); a no-op functions-framework function on the same machine as the yardstick;
-and outage replay: the real edge uploader with a 3,000-pass backlog (a busy store's hour offline)
-reconnecting through the local gateway, timed until every pass is counted. Every run checks that
-each event answered 200 was counted exactly once (lost, doubled).
+network namespace), three ways: single events in an open loop (Poisson arrivals at rising offered
+rates, latency from each event's arrival time: what many stores sending live passes look like),
+single events in a closed loop (16 senders, each sending as soon as answered: capacity), and
+CloudEvents batches (4 stores sending 50-event batches: a backlog). The headline figure per engine
+and size is the highest offered rate sustained (>= 95 % answered per second) with p95 within the
+issue's target (100 ms at 100k, 200 ms at 1M), or, when no rate meets it, the highest sustained
+rate and its p95, marked ``within_target: false``. Beside them a no-op functions-framework
+function as the yardstick, and outage replay: the real edge uploader with a 3,000-pass backlog (a
+busy store's hour offline) reconnecting through the local gateway, timed until every pass is
+counted. Every run checks that each event answered 200 was counted exactly once (lost, doubled).
 
 ``VISITLENS_BENCH_SIZES`` (default ``100000,1000000``) and ``VISITLENS_BENCH_ENGINES``
 (``embedded,milvus-server``) narrow it.
@@ -17,6 +22,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -46,7 +52,17 @@ from visitlens_dev.runtime.runner import function_env
 from visitlens_dev.runtime.spec import FUNCTIONS_DIR
 from visitlens_dev.stack.processes import free_port, spawn, tcp_open, terminate, wait_until
 
+logger = logging.getLogger(__name__)
+
 CONCURRENCY = 16
+RATES = (5, 10, 25, 50, 75, 100, 125, 150, 175, 200, 250, 300)
+"""Offered rates of the open-loop steps, events/s, climbed until the function no longer keeps up."""
+STEP_S = 10
+"""Seconds of arrivals per open-loop step (at least ``STEP_MIN_EVENTS`` events)."""
+STEP_MIN_EVENTS = 100
+KEEPS_UP = 0.95
+"""A rate is sustained when at least this share of it is answered per second."""
+LATENCY_TARGET_MS = {"100k": 100.0, "1m": 200.0}
 BATCH = 50
 BATCH_SENDERS = 4
 VIEWS_PER_PERSON = 5
@@ -150,13 +166,72 @@ async def _seed(settings: Settings, stored: int, rng: np.random.Generator, serve
     await gallery.close()
     started = time.monotonic()
     if server:
+        # A store's gallery is measured as it runs for months, not in the minutes after a bulk
+        # load: the server merges the load's small segments (as its own timer would within a
+        # minute, re-indexing them mid-run), builds every index and goes quiet first.
+        await asyncio.to_thread(_compact, endpoints.milvus_uri, gallery.collection)
         await asyncio.to_thread(_wait_indexed, endpoints.milvus_uri, gallery.collection)
+        await asyncio.to_thread(_wait_quiet)
     index_s = time.monotonic() - started
     _, auth = wiring.auth(settings, db)
     tokens = [(await auth.grant_api_key(key)).access_token for key in keys]
     await db.close()
     return World(tenant, sites, cameras, keys, tokens, identities,
                  round(len(view_ids) / insert_s, 1), round(index_s, 1))  # fmt: skip
+
+
+QUIET_CORES = 0.1
+"""The Milvus server counts as settled once it uses less than this over ``QUIET_WINDOW_S``."""
+QUIET_WINDOW_S = 10.0
+
+
+def _milvus_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"])
+            if any("milvus" in part for part in (p.info["cmdline"] or [])[:2])]  # fmt: skip
+
+
+def _cpu_of(processes: list[psutil.Process]) -> float:
+    seconds = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # a process that ended meanwhile
+            continue
+        seconds += times.user + times.system
+    return seconds
+
+
+def _wait_quiet(timeout_s: float = 1800, windows: int = 3) -> None:
+    """Until the Milvus server's background work after a bulk load (segment merges, their index
+    builds) is done: less than ``QUIET_CORES`` of CPU over ``windows`` windows in a row."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline:
+        processes = _milvus_processes()
+        before = _cpu_of(processes)
+        time.sleep(QUIET_WINDOW_S)
+        used = (_cpu_of(processes) - before) / QUIET_WINDOW_S
+        quiet = quiet + 1 if used < QUIET_CORES else 0
+        if quiet >= windows:
+            return
+        logger.info("Milvus after the load: %.2f cores", used)
+    raise TimeoutError(f"the Milvus server did not settle in {timeout_s}s")
+
+
+def _compact(uri: str, collection: str, timeout_s: float = 1800) -> None:
+    """Merge the bulk load's segments now and wait for it."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    try:
+        job = client.compact(collection)
+        deadline = time.monotonic() + timeout_s
+        while client.get_compaction_state(job) != "Completed":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"compaction of {collection} not done in {timeout_s}s")
+            time.sleep(2)
+    finally:
+        client.close()
 
 
 def _wait_indexed(uri: str, collection: str, timeout_s: float = 1800) -> None:
@@ -180,13 +255,16 @@ def _wait_indexed(uri: str, collection: str, timeout_s: float = 1800) -> None:
         client.close()
 
 
-def _event(world: World, n: int, site: int, rng: np.random.Generator, tag: str) -> CloudEvent:
-    """A two-shot pass at ``site``: half returning customers of the gallery, half new faces."""
+def _event(
+    world: World, n: int, site: int, rng: np.random.Generator, tag: str, days_ago: int = 1
+) -> CloudEvent:
+    """A two-shot pass at ``site``, the n-th of a day ``days_ago`` days back, 7 s after the one
+    before: half returning customers of the gallery, half new faces."""
     if n % 2 == 0:
         base = world.identities[rng.integers(len(world.identities))]
     else:
         base = _unit(rng.normal(size=DIM))
-    start = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=n * 7)
+    start = datetime.now(UTC) - timedelta(days=days_ago) + timedelta(seconds=n * 7)
     shots = []
     for s in range(2):
         noisy = _unit(base + rng.normal(scale=0.3 / np.sqrt(DIM), size=DIM))
@@ -254,6 +332,81 @@ async def _drive(
     }
 
 
+async def _drive_open(
+    url: str, requests: list[tuple[dict[str, str], bytes, int]], rate: float, seed: int
+) -> dict[str, Any]:
+    """Open loop, as many stores send: request i leaves at its Poisson arrival time at ``rate``
+    whatever became of the ones before it, and its latency runs from that time, so time spent
+    waiting to be sent counts too (no coordinated omission). A 503 is sent again half a second
+    later, as the edge would; its latency runs on until the answer that counts."""
+    loop = asyncio.get_running_loop()
+    gaps = np.random.default_rng(seed).exponential(1 / rate, len(requests))
+    arrivals = np.cumsum(gaps) - gaps[0]
+    latencies: list[float] = []
+    answered_at: list[float] = []
+    statuses: dict[str, int] = {}
+    retried, dropped = [0], [0]
+    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        start = loop.time() + 0.2
+
+        async def one(n: int, headers: dict[str, str], body: bytes) -> None:
+            due = start + float(arrivals[n])
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            while True:
+                try:
+                    response = await client.post(url, headers=headers, content=body)
+                except httpx.TransportError:  # e.g. a keep-alive connection the server closed
+                    dropped[0] += 1
+                else:
+                    if response.status_code != 503:
+                        break
+                retried[0] += 1  # ingest is idempotent: the same event again, as the edge does
+                await asyncio.sleep(0.5)
+            now = loop.time()
+            latencies.append((now - due) * 1000)
+            answered_at.append(now)
+            key = str(response.status_code)
+            statuses[key] = statuses.get(key, 0) + 1
+
+        await asyncio.gather(*(one(n, h, b) for n, (h, b, _) in enumerate(requests)))
+    # Poisson arrivals of a finite step span a little more or less than count/rate: the rate
+    # offered is what the arrivals really were, and the function kept up if it answered them
+    # over (about) the same span.
+    offered = (len(requests) - 1) / float(arrivals[-1])
+    answered = (len(requests) - 1) / max(max(answered_at) - start, float(arrivals[-1]))
+    return {
+        "offered_per_s": rate,
+        "arrivals_per_s": round(offered, 1),
+        "events": len(requests),
+        "events_per_s": round(answered, 1),
+        "latency_per_request": percentiles(latencies),
+        "statuses": statuses,
+        "retried_events": retried[0],
+        "connection_errors": dropped[0],
+    }
+
+
+def _kept_up(step: dict[str, Any]) -> bool:
+    return bool(
+        step["events_per_s"] >= KEEPS_UP * step.get("arrivals_per_s", step["offered_per_s"])
+    )
+
+
+def _at_target(steps: list[dict[str, Any]], target_ms: float) -> dict[str, Any]:
+    """The highest offered rate the function sustained (``KEEPS_UP``) with p95 within
+    ``target_ms``; if none, the highest it sustained at all, marked as missing the target."""
+    sustained = [s for s in steps if _kept_up(s)]
+    within = [s for s in sustained if s["latency_per_request"]["p95_ms"] <= target_ms]
+    best = max(within or sustained, key=lambda s: s["offered_per_s"], default=None)
+    if best is None:
+        return {"events_per_s": 0.0, "p95_ms": None, "within_target": False,
+                "target_p95_ms": target_ms}  # fmt: skip
+    return {"events_per_s": float(best["offered_per_s"]),
+            "p95_ms": best["latency_per_request"]["p95_ms"], "within_target": bool(within),
+            "target_p95_ms": target_ms}  # fmt: skip
+
+
 def _single(
     world: World, events: list[tuple[int, CloudEvent]]
 ) -> list[tuple[dict[str, str], bytes, int]]:
@@ -308,16 +461,6 @@ def _cpu_seconds(settings: Settings, function_pid: int) -> dict[str, float]:
     PostgreSQL (postmaster and its backends), Milvus (Lite's server or the standalone binary) and
     this load generator. Deltas over a run, divided by its events, say what bounds ingest."""
 
-    def total(processes: list[psutil.Process]) -> float:
-        seconds = 0.0
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.Error:  # a backend that ended meanwhile
-                continue
-            seconds += times.user + times.system
-        return seconds
-
     def tree(pid: int | None) -> list[psutil.Process]:
         if not pid or not psutil.pid_exists(pid):
             return []
@@ -326,13 +469,11 @@ def _cpu_seconds(settings: Settings, function_pid: int) -> dict[str, float]:
 
     state = StackState.load(settings.data_dir)
     postgres = tree(state.postgres.pid if state.postgres else None)
-    milvus = [p for p in psutil.process_iter(["cmdline"])
-              if any("milvus" in part for part in (p.info["cmdline"] or [])[:2])]  # fmt: skip
     return {
-        "function": total(tree(function_pid)),
-        "postgres": total(postgres),
-        "milvus": total(milvus),
-        "load_generator": total([psutil.Process()]),
+        "function": _cpu_of(tree(function_pid)),
+        "postgres": _cpu_of(postgres),
+        "milvus": _cpu_of(_milvus_processes()),
+        "load_generator": _cpu_of([psutil.Process()]),
     }
 
 
@@ -370,10 +511,12 @@ async def _ingest_runs(
     if not server and stored > 100_000:
         count = 300  # Milvus Lite pays ~1 s per search at 1M: enough to measure, not to wait
     out: dict[str, Any] = {"stored_embeddings": stored, "gallery_insert_per_s": world.insert_per_s,
-                           "index_build_s": world.index_s}  # fmt: skip
+                           "index_build_and_settle_s": world.index_s}  # fmt: skip
     try:
         warm = [(i % SITES, _event(world, i, i % SITES, rng, "warm")) for i in range(64)]
         await _drive(url, _single(world, warm), CONCURRENCY)
+        out["open_loop"] = await _open_loop(settings, world, url, pid, rng)
+        out["at_target"] = _at_target(out["open_loop"], LATENCY_TARGET_MS[_label(stored)])
         for mode in ("single", "batch"):
             events = [(i % SITES, _event(world, i, i % SITES, rng, mode)) for i in range(count)]
             requests = _single(world, events) if mode == "single" else _batches(world, events)
@@ -389,6 +532,28 @@ async def _ingest_runs(
     finally:
         terminate("bench ingest", pid)
     return out, world
+
+
+async def _open_loop(
+    settings: Settings, world: World, url: str, pid: int, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Single events at rising offered rates (``RATES``), each step counted exactly once, until
+    a rate is not sustained."""
+    steps: list[dict[str, Any]] = []
+    for step_no, rate in enumerate(RATES):
+        count = max(STEP_MIN_EVENTS, int(rate * STEP_S))
+        tag, day = f"open{rate}", 2 + step_no  # a day of its own (the other runs use day 1)
+        events = [(i % SITES, _event(world, i, i % SITES, rng, tag, day)) for i in range(count)]
+        cpu_before = _cpu_seconds(settings, pid)
+        step = await _drive_open(url, _single(world, events), rate, seed=rate)
+        step["cpu_ms_per_event"] = _cpu_per_event(cpu_before, _cpu_seconds(settings, pid), count)
+        step.update(await _exactly_once(settings, world, [e["id"] for _, e in events]))
+        steps.append(step)
+        logger.info("open loop %s ev/s offered: %s ev/s, p95 %s ms", rate, step["events_per_s"],
+                    step["latency_per_request"]["p95_ms"])  # fmt: skip
+        if not _kept_up(step):
+            break  # saturated: higher rates only queue
+    return steps
 
 
 async def _noop(settings: Settings) -> dict[str, Any]:
@@ -515,25 +680,26 @@ def _run_server_engine() -> dict[str, Any]:
 
 
 def _summary(runs: dict[str, Any]) -> dict[str, Any]:
-    def pick(engine: str, size: str, mode: str, field: str) -> float | None:
-        run = runs.get(engine, {}).get(size, {}).get(mode)
-        if not run:
-            return None
-        if field == "p95_ms":
-            value: float = run["latency_per_request"]["p95_ms"]
-            return value
-        return float(run[field])
+    def run_of(engine: str, size: str) -> dict[str, Any]:
+        found: dict[str, Any] = runs.get(engine, {}).get(size) or {}
+        return found
 
-    best = {}
-    for engine, prefix in (("milvus_server", "milvus_server"), ("embedded", "embedded")):
+    best: dict[str, Any] = {}
+    for engine in ("milvus_server", "embedded"):
         for size in ("100k", "1m"):
-            best[f"{prefix}_{size}_events_per_s"] = pick(engine, size, "single", "events_per_s")
-            best[f"{prefix}_{size}_p95_ms"] = pick(engine, size, "single", "p95_ms")
-            best[f"{prefix}_{size}_batch_events_per_s"] = pick(
-                engine, size, "batch", "events_per_s"
-            )
+            run = run_of(engine, size)
+            at = run.get("at_target") or {}
+            best[f"{engine}_{size}_events_per_s"] = at.get("events_per_s")
+            best[f"{engine}_{size}_p95_ms"] = at.get("p95_ms")
+            best[f"{engine}_{size}_within_target"] = at.get("within_target")
+            for mode, key in (("single", "capacity"), ("batch", "batch")):
+                measured = run.get(mode)
+                best[f"{engine}_{size}_{key}_events_per_s"] = (
+                    measured["events_per_s"] if measured else None
+                )
     checks = [m for e in runs.values() if isinstance(e, dict) for s in e.values()
-              if isinstance(s, dict) for m in (s.get("single"), s.get("batch")) if m]  # fmt: skip
+              if isinstance(s, dict)
+              for m in (s.get("single"), s.get("batch"), *s.get("open_loop", [])) if m]  # fmt: skip
     replay = runs.get("replay") or {}
     return {
         **best,
@@ -561,10 +727,10 @@ async def run(settings: Settings) -> dict[str, Any]:
             if "replay" not in runs:
                 runs["replay"] = {"stored_embeddings": size, **await _replay(settings, world)}
     summary = _summary(runs)
-    ingest = summary.get("milvus_server_100k_events_per_s") or summary.get(
-        "embedded_100k_events_per_s"
+    ingest = summary.get("milvus_server_100k_capacity_events_per_s") or summary.get(
+        "embedded_100k_capacity_events_per_s"
     )
-    if ingest and summary["noop_requests_per_s"]:
+    if ingest and summary["noop_requests_per_s"]:  # both closed loops of 16 senders
         summary["ingest_over_noop_100k"] = round(ingest / summary["noop_requests_per_s"], 3)
     return {"description": " ".join((__doc__ or "").split()), **summary, "targets": TARGETS,
             "runs": runs}  # fmt: skip
@@ -578,6 +744,7 @@ def main() -> int:
     from visitlens.adapters.logs import configure
 
     configure("WARNING")
+    logger.setLevel(logging.INFO)  # this bench's progress, not every request's
     args.out.write_text(json.dumps(asyncio.run(_server_engine())))
     return 0
 
