@@ -167,6 +167,8 @@ class IngestState:
     views: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     """Embeddings as little-endian float32 bytes, as PostgreSQL keeps them."""
     dirty: set[tuple[UUID, datetime]] = field(default_factory=set)
+    inactive: set[UUID] = field(default_factory=set)
+    """Principals (API keys, users) revoked or disabled, or of a deactivated tenant."""
 
 
 class FakeIngestStore:
@@ -190,6 +192,9 @@ class FakeIngestUnit:
     def __init__(self, state: IngestState, tenant_id: UUID) -> None:
         self.state = state
         self.tenant_id = tenant_id
+
+    async def inactive_senders(self, senders: set[tuple[str, UUID]]) -> set[UUID]:
+        return {subject for _, subject in senders if subject in self.state.inactive}
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

@@ -16,7 +16,14 @@ from tests.fakes import FakeClock, FakeGallery, FakeIngestStore
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import IdentitySettings
 from visitlens.contracts import DemographicsEstimate
-from visitlens.errors import Conflict, Forbidden, InvalidInput, TransientError, VisitlensError
+from visitlens.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    TransientError,
+    Unauthenticated,
+    VisitlensError,
+)
 from visitlens.identity.decisions import Outcome
 from visitlens.identity.ingest import (
     CameraSite,
@@ -390,3 +397,31 @@ async def test_the_gallery_is_recounted_in_the_background_not_on_an_events_path(
     assert len(counted) == 2 and counted[1] >= module.GALLERY_SIZE_EVERY
     # the recount was a unit of work of its own, beside one per event
     assert w.store.commits == module.GALLERY_SIZE_EVERY + 2
+
+
+async def test_a_sender_no_longer_active_is_refused_where_its_events_are_recorded() -> None:
+    """Revoked, disabled or of a deactivated tenant: read in the unit of work that records the
+    event (a token stays valid until it expires), for a new event and a replay alike; the other
+    senders' events in the same group count."""
+    w = World()
+    first = w.track(face())
+    await w.ingest(*first)
+    revoked = Principal(uuid4(), PrincipalKind.API_KEY, Role.WORKER, TENANT,
+                        frozenset({SITE}), frozenset({CAMERA, OTHER_CAMERA}))  # fmt: skip
+    w.store.state.inactive.add(revoked.subject)
+    customers = len(w.store.state.customers)
+    other = w.track(face())
+    results = await asyncio.gather(
+        w.service.ingest(revoked, *w.track(face())),
+        w.service.ingest(revoked, *first),  # a replay gets no stored answer either
+        w.ingest(*other),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], Unauthenticated) and isinstance(results[1], Unauthenticated)
+    assert isinstance(results[2], IngestResult) and results[2].outcome is Outcome.NEW
+    assert len(w.store.state.customers) == customers + 1
+    alone = await asyncio.gather(w.service.ingest(revoked, *w.track(face())),
+                                 return_exceptions=True)  # fmt: skip
+    assert isinstance(alone[0], Unauthenticated)
+    many = await w.service.ingest_many(revoked, [Submission(*w.track(face()))])
+    assert isinstance(many[0], Unauthenticated)

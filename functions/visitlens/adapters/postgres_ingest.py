@@ -49,6 +49,15 @@ class PostgresIngestUnit:
     def savepoint(self) -> AbstractAsyncContextManager[Any]:
         return self._conn.transaction()
 
+    async def inactive_senders(self, senders: set[tuple[str, UUID]]) -> set[UUID]:
+        pairs = sorted(senders)
+        rows = await self._conn.fetch(
+            "SELECT s FROM unnest($1::text[], $2::uuid[]) AS t(k, s) "
+            "WHERE NOT auth_principal_active(k, s)",
+            [k for k, _ in pairs], [s for _, s in pairs],
+        )  # fmt: skip
+        return {r["s"] for r in rows}
+
     async def stored_results(
         self, tenant_id: UUID, keys: Sequence[EventKey]
     ) -> dict[tuple[str, str], StoredSighting]:

@@ -31,7 +31,14 @@ from visitlens.contracts import (
     FaceDetectedV2,
     FaceDetectedV3,
 )
-from visitlens.errors import Busy, Conflict, InvalidInput, TransientError, VisitlensError
+from visitlens.errors import (
+    Busy,
+    Conflict,
+    InvalidInput,
+    TransientError,
+    Unauthenticated,
+    VisitlensError,
+)
 from visitlens.identity.decisions import (
     Candidate,
     Decision,
@@ -183,6 +190,10 @@ class IngestUnit(Protocol):
     All of a unit commits or none of it does; ``savepoint`` nests a unit that can fail alone."""
 
     def savepoint(self) -> AbstractAsyncContextManager[Any]: ...
+    async def inactive_senders(self, senders: set[tuple[str, UUID]]) -> set[UUID]:
+        """Of these (principal kind, subject) pairs, the subjects that may no longer act."""
+        ...
+
     async def stored_results(
         self, tenant_id: UUID, keys: Sequence[EventKey]
     ) -> dict[tuple[str, str], StoredSighting]:
@@ -302,7 +313,9 @@ class IngestService:
         self._clock = clock
         self._gallery_sizes: dict[UUID, tuple[float, int, Thresholds]] = {}
         self._recounts: dict[UUID, asyncio.Task[None]] = {}
-        self._groups: GroupCommit[UUID, Submission, IngestResult | VisitlensError] = GroupCommit(
+        self._groups: GroupCommit[
+            UUID, tuple[Principal, Submission], IngestResult | VisitlensError
+        ] = GroupCommit(
             self._ingest_group,
             max_items=settings.group_max_events,
             slots=settings.groups_per_tenant,
@@ -345,9 +358,12 @@ class IngestService:
         Checked alone, then worked in a group with the tenant's other events arriving meanwhile
         (group commit, :mod:`visitlens.identity.group_commit`): one gallery search and one
         transaction for the group, a result per event — exactly what a batch of them would give.
-        An idle tenant's event is worked at once, alone."""
+        An idle tenant's event is worked at once, alone.
+
+        ``principal``: verified (signature, expiry); whether it may still act is read in the
+        unit of work that records the event."""
         self.check(principal, key, track)
-        outcome = await self._groups.submit(track.tenant_id, Submission(key, track))
+        outcome = await self._groups.submit(track.tenant_id, (principal, Submission(key, track)))
         if isinstance(outcome, VisitlensError):
             raise outcome
         return outcome
@@ -358,7 +374,8 @@ class IngestService:
         """A batch, in order: one read transaction, one multi-vector gallery search and one write
         transaction for all of it, with a result or a refusal per event. A refusal changes
         nothing; a transient failure (database, gallery) raises and nothing of the batch counts,
-        so the sender retries it whole (replays count nothing twice)."""
+        so the sender retries it whole (replays count nothing twice). ``principal``: as for
+        :meth:`ingest`."""
         outcomes: list[IngestResult | VisitlensError | None] = [None] * len(items)
         now = self._clock.now()
         by_tenant: dict[UUID, list[int]] = {}
@@ -369,17 +386,19 @@ class IngestService:
                 outcomes[i] = error
                 continue
             by_tenant.setdefault(item.track.tenant_id, []).append(i)
+        senders = [principal] * len(items)
         for tenant_id, indices in by_tenant.items():
-            await self._ingest_checked(tenant_id, items, indices, outcomes, now)
+            await self._ingest_checked(tenant_id, items, senders, indices, outcomes, now)
         return [o for o in outcomes if o is not None]
 
     async def _ingest_group(
-        self, tenant_id: UUID, items: Sequence[Submission]
+        self, tenant_id: UUID, entries: Sequence[tuple[Principal, Submission]]
     ) -> list[IngestResult | VisitlensError]:
         """A group of one tenant's checked single events: a result or a refusal per event."""
-        outcomes: list[IngestResult | VisitlensError | None] = [None] * len(items)
+        outcomes: list[IngestResult | VisitlensError | None] = [None] * len(entries)
+        senders, items = [p for p, _ in entries], [s for _, s in entries]
         await self._ingest_checked(
-            tenant_id, items, list(range(len(items))), outcomes, self._clock.now()
+            tenant_id, items, senders, list(range(len(items))), outcomes, self._clock.now()
         )
         return [o if o is not None else TransientError("not answered") for o in outcomes]
 
@@ -387,6 +406,7 @@ class IngestService:
         self,
         tenant_id: UUID,
         items: Sequence[Submission],
+        senders: Sequence[Principal],
         indices: list[int],
         outcomes: list[IngestResult | VisitlensError | None],
         now: datetime,
@@ -398,12 +418,13 @@ class IngestService:
             reraise=True,
         ):
             with attempt:  # a deadlock victim is rolled back whole: run it again
-                await self._ingest_tenant(tenant_id, items, indices, outcomes, now)
+                await self._ingest_tenant(tenant_id, items, senders, indices, outcomes, now)
 
     async def _ingest_tenant(
         self,
         tenant_id: UUID,
         items: Sequence[Submission],
+        senders: Sequence[Principal],
         indices: list[int],
         outcomes: list[IngestResult | VisitlensError | None],
         now: datetime,
@@ -422,6 +443,17 @@ class IngestService:
         logged: list[tuple[int, Decision, int, int]] = []
         try:
             async with self._store.unit(scope) as unit:
+                # Whoever sent them may still act (key not revoked, user not disabled, tenant
+                # active), read where the events are recorded: a deactivation ends every token
+                # at once, also for events already on their way in.
+                inactive = await unit.inactive_senders(
+                    {(senders[i].kind.value, senders[i].subject) for i in indices}
+                )
+                if inactive:
+                    for i in indices:
+                        if senders[i].subject in inactive:
+                            outcomes[i] = Unauthenticated("account disabled or tenant deactivated")
+                    indices = [i for i in indices if senders[i].subject not in inactive]
                 stored = await unit.stored_results(tenant_id, [items[i].key for i in indices])
                 cameras = await unit.cameras({items[i].track.camera_id for i in indices})
                 todo: list[int] = []
