@@ -388,7 +388,7 @@ class IngestService:
             by_tenant.setdefault(item.track.tenant_id, []).append(i)
         senders = [principal] * len(items)
         for tenant_id, indices in by_tenant.items():
-            await self._ingest_checked(tenant_id, items, senders, indices, outcomes, now)
+            await self._ingest_checked(_Work(tenant_id, items, senders, indices, outcomes, now))
         return [o for o in outcomes if o is not None]
 
     async def _ingest_group(
@@ -397,20 +397,13 @@ class IngestService:
         """A group of one tenant's checked single events: a result or a refusal per event."""
         outcomes: list[IngestResult | VisitlensError | None] = [None] * len(entries)
         senders, items = [p for p, _ in entries], [s for _, s in entries]
+        indices = list(range(len(items)))
         await self._ingest_checked(
-            tenant_id, items, senders, list(range(len(items))), outcomes, self._clock.now()
+            _Work(tenant_id, items, senders, indices, outcomes, self._clock.now())
         )
         return [o if o is not None else TransientError("not answered") for o in outcomes]
 
-    async def _ingest_checked(
-        self,
-        tenant_id: UUID,
-        items: Sequence[Submission],
-        senders: Sequence[Principal],
-        indices: list[int],
-        outcomes: list[IngestResult | VisitlensError | None],
-        now: datetime,
-    ) -> None:
+    async def _ingest_checked(self, work: _Work) -> None:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Busy),
             stop=stop_after_attempt(BUSY_ATTEMPTS),
@@ -418,17 +411,11 @@ class IngestService:
             reraise=True,
         ):
             with attempt:  # a deadlock victim is rolled back whole: run it again
-                await self._ingest_tenant(tenant_id, items, senders, indices, outcomes, now)
+                await self._ingest_tenant(work)
 
-    async def _ingest_tenant(
-        self,
-        tenant_id: UUID,
-        items: Sequence[Submission],
-        senders: Sequence[Principal],
-        indices: list[int],
-        outcomes: list[IngestResult | VisitlensError | None],
-        now: datetime,
-    ) -> None:
+    async def _ingest_tenant(self, work: _Work) -> None:
+        tenant_id, items, senders, indices = work.tenant_id, work.items, work.senders, work.indices
+        outcomes, now = work.outcomes, work.now
         # Every event was checked against its own principal; the unit of work acts for the tenant
         # (ingest's writes name no actor: the sightings carry their source instead).
         scope = DbScope(tenant_id)
@@ -727,6 +714,20 @@ async def _mark_all_dirty(unit: IngestUnit, dirty: list[tuple[UUID, datetime]]) 
         by_site.setdefault(site_id, set()).add(instant)
     for site_id in sorted(by_site):
         await unit.mark_dirty(site_id, sorted(by_site[site_id]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """One tenant's checked events of a batch or a group, and where their outcomes go."""
+
+    tenant_id: UUID
+    items: Sequence[Submission]
+    senders: Sequence[Principal]
+    """Who sent each of ``items`` (verified; whether still active is read in the unit)."""
+    indices: list[int]
+    """Which of ``items`` are this tenant's and passed their checks."""
+    outcomes: list[IngestResult | VisitlensError | None]
+    now: datetime
 
 
 class _LoneRefusal(Exception):
