@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 
 from visitlens.adapters.jwt_keys import KeyRing, generate_key
@@ -92,6 +94,35 @@ def test_keyring_generates_dev_key_and_verifies(tmp_path: Path) -> None:
         ring.decode(expired, token_type="access")
     jwks = ring.jwks()["keys"]
     assert jwks[0]["kid"] == ring.active_kid and "d" not in jwks[0]
+
+
+def test_keyring_remembers_verified_tokens_but_checks_expiry_and_type_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = AuthSettings(leeway_s=0)
+    ring = KeyRing.load(tmp_path, settings, Environment.DEV)
+    now = int(time.time())
+    token = ring.encode({**_claims(settings), "exp": now + 60, "role": "worker"})
+    claims = ring.decode(token, token_type="access")
+    claims["role"] = "system_admin"  # a caller's copy: what is remembered stays as verified
+    checks: list[str] = []
+    real = jwt.decode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        checks.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    assert ring.decode(token, token_type="access")["role"] == "worker"
+    assert checks == []  # remembered: no second signature check
+    with pytest.raises(Unauthenticated, match="not an refresh"):
+        ring.decode(token, token_type="refresh")  # remembered per type
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(Unauthenticated):
+        ring.decode(tampered, token_type="access")  # another string: verified afresh
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    with pytest.raises(Unauthenticated, match="expired"):
+        ring.decode(token, token_type="access")  # remembered, and still expires on time
 
 
 def test_keyring_rotation_keeps_old_tokens_valid(tmp_path: Path) -> None:
