@@ -9,7 +9,7 @@ cannot show (SQL, row-level security, concurrency between instances) the integra
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence, Set
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,7 @@ from visitlens.identity.ingest import (
     LockedCustomer,
     Shot,
     StoredSighting,
+    Survey,
     Track,
     VisitOutcome,
 )
@@ -178,11 +179,14 @@ class FakeIngestStore:
     def __init__(self) -> None:
         self.state = IngestState()
         self.commits = 0
+        self.units: list[FakeIngestUnit] = []
+        """Every unit of work begun, committed or not."""
 
     @asynccontextmanager
     async def unit(self, scope: DbScope) -> AsyncIterator[FakeIngestUnit]:
         assert scope.tenant_id is not None, "ingest always runs in one tenant's scope"
         unit = FakeIngestUnit(copy.deepcopy(self.state), scope.tenant_id)
+        self.units.append(unit)
         yield unit
         self.state = unit.state
         self.commits += 1
@@ -192,12 +196,35 @@ class FakeIngestUnit:
     def __init__(self, state: IngestState, tenant_id: UUID) -> None:
         self.state = state
         self.tenant_id = tenant_id
+        self.surveys = 0
+        self.savepoints = 0
 
-    async def inactive_senders(self, senders: set[tuple[str, UUID]]) -> set[UUID]:
-        return {subject for _, subject in senders if subject in self.state.inactive}
+    async def survey(
+        self,
+        tenant_id: UUID,
+        keys: Sequence[EventKey],
+        *,
+        senders: Set[tuple[str, UUID]] = frozenset(),
+        tracks: Sequence[Track] = (),
+        people: Set[UUID] = frozenset(),
+        max_pass: timedelta = timedelta(0),
+    ) -> Survey:
+        self.surveys += 1
+        state = self.state
+        cameras = {t.camera_id: state.cameras[t.camera_id] for t in tracks
+                   if t.camera_id in state.cameras}  # fmt: skip
+        alive = {p for p in people if p in state.customers or state.staff.get(p, False)}
+        return Survey(
+            inactive={subject for _, subject in senders if subject in state.inactive},
+            stored=self._stored_results(tenant_id, keys),
+            cameras=cameras,
+            busy=self._busy_people(tracks),
+            alive=alive,
+        )
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
+        self.savepoints += 1
         saved = copy.deepcopy(self.state)
         try:
             yield
@@ -205,7 +232,7 @@ class FakeIngestUnit:
             self.state = saved
             raise
 
-    async def stored_results(
+    def _stored_results(
         self, tenant_id: UUID, keys: Sequence[EventKey]
     ) -> dict[tuple[str, str], StoredSighting]:
         out = {}
@@ -225,12 +252,7 @@ class FakeIngestUnit:
             )  # fmt: skip
         return out
 
-    async def cameras(self, camera_ids: set[UUID]) -> dict[UUID, CameraSite]:
-        return {c: self.state.cameras[c] for c in camera_ids if c in self.state.cameras}
-
-    async def busy_people(
-        self, tracks: Sequence[Track], max_pass: timedelta
-    ) -> list[frozenset[UUID]]:
+    def _busy_people(self, tracks: Sequence[Track]) -> list[frozenset[UUID]]:
         out = []
         for t in tracks:
             out.append(frozenset(
@@ -240,10 +262,6 @@ class FakeIngestUnit:
                 and (s["customer_id"] or s["staff_id"]) is not None
             ))  # fmt: skip
         return out
-
-    async def existing_people(self, people: set[UUID]) -> set[UUID]:
-        return {p for p in people
-                if p in self.state.customers or self.state.staff.get(p, False)}  # fmt: skip
 
     async def gallery_sizes(self) -> tuple[int, int]:
         kinds = [v["kind"] for v in self.state.views.values()]

@@ -306,6 +306,29 @@ async def test_concurrent_single_events_share_a_unit_of_work_and_each_gets_its_o
     assert isinstance(refused, InvalidInput) and refused.field == "data.last_seen"
     assert w.service.groups == 1 and w.store.commits == 1 and w.gallery.searches == 1
     assert len(w.store.state.customers) == 2 and len(w.store.state.sightings) == 3
+    # optimistic: one read of everything, no savepoint per event
+    assert [(u.surveys, u.savepoints) for u in w.store.units] == [(1, 0)]
+
+
+async def test_a_refusal_while_writing_undoes_the_optimistic_unit_and_the_rest_count_once() -> None:
+    """Two copies of one event id with different data in one group: the second is refused only
+    when it writes. The unit (no savepoints) is undone, the copy gets its refusal, and the others
+    run again in a second unit, each in a savepoint: counted once, and never a third unit."""
+    w = World()
+    key, track = w.track(face())
+    forged = EventKey(key.source, key.event_id, key.event_type, b"x" * 32)
+    others = [w.track(face()) for _ in range(3)]
+    results = await asyncio.gather(
+        w.ingest(key, track), *(w.ingest(*t) for t in others), w.ingest(forged, track),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert isinstance(results[-1], Conflict) and results[-1].field == "id"
+    assert all(isinstance(r, IngestResult) and r.outcome is Outcome.NEW for r in results[:-1])
+    assert len(w.store.state.customers) == 4 and len(w.store.state.sightings) == 4
+    assert len(w.gallery.rows) == 4  # the undone unit's views were never inserted, or taken back
+    # the first unit read once more (the copy's stored answer), then was undone
+    assert [(u.surveys, u.savepoints) for u in w.store.units] == [(2, 0), (1, 4)]
+    assert w.store.commits == 1
 
 
 async def test_a_refusal_inside_a_group_is_its_own_and_the_others_count() -> None:
@@ -397,6 +420,32 @@ async def test_the_gallery_is_recounted_in_the_background_not_on_an_events_path(
     assert len(counted) == 2 and counted[1] >= module.GALLERY_SIZE_EVERY
     # the recount was a unit of work of its own, beside one per event
     assert w.store.commits == module.GALLERY_SIZE_EVERY + 2
+
+
+async def test_a_large_gallery_is_recounted_once_per_hundredth_it_could_have_grown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fakes import FakeIngestUnit
+    from visitlens.identity import ingest as module
+
+    counted: list[int] = []
+
+    async def large(self: FakeIngestUnit) -> tuple[int, int]:
+        counted.append(1)
+        return 200 * module.GALLERY_SIZE_SHARE * module.GALLERY_SIZE_EVERY // 100, 0
+
+    monkeypatch.setattr(FakeIngestUnit, "gallery_sizes", large)
+    w = World()
+    await w.ingest(*w.track(face()))
+    for _ in range(module.GALLERY_SIZE_EVERY + 1):
+        await w.ingest(*w.track(face()))
+    await asyncio.sleep(0)
+    assert len(counted) == 1  # a small gallery would have been recounted by now
+    for _ in range(module.GALLERY_SIZE_EVERY):
+        await w.ingest(*w.track(face()))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(counted) == 2  # twice GALLERY_SIZE_EVERY events: a hundredth of this gallery
 
 
 async def test_a_sender_no_longer_active_is_refused_where_its_events_are_recorded() -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,8 +64,12 @@ INGEST_ROLES = (Role.WORKER, Role.TENANT_ADMIN)
 BUSY_ATTEMPTS = 3
 GALLERY_SIZE_TTL_S = 60.0
 GALLERY_SIZE_EVERY = 32
-"""The gallery sizes behind the open-set thresholds are recounted after this long or this many
-events of a tenant, whichever comes first."""
+GALLERY_SIZE_SHARE = 100
+"""The gallery sizes behind the open-set thresholds are recounted after ``GALLERY_SIZE_TTL_S`` or
+after as many events of a tenant as the larger of ``GALLERY_SIZE_EVERY`` and a
+``GALLERY_SIZE_SHARE``-th of its gallery, whichever comes first: a new store's small gallery is
+recounted often, a large one (whose count scans every view, ~30 ms at 175k) about once per 1 %
+it could have grown — the thresholds move with the logarithm of its size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,31 +188,42 @@ class StoredSighting:
     visit: VisitOutcome | None
 
 
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """Everything a unit of work reads before it decides (one round trip)."""
+
+    inactive: set[UUID]
+    """Of the senders, those who may no longer act (key revoked, user disabled, tenant
+    deactivated)."""
+    stored: dict[tuple[str, str], StoredSighting]
+    """The sightings the events already made, by (source, id)."""
+    cameras: dict[UUID, CameraSite]
+    busy: list[frozenset[UUID]]
+    """Per track: people seen at its camera by another track during its time."""
+    alive: set[UUID]
+    """Of the gallery's hits, the people still a customer or an active staff member (vectors
+    outlive an aborted write or an erasure)."""
+
+
 class IngestUnit(Protocol):
     """The port of ingest's unit of work: everything one transaction reads and writes.
 
     All of a unit commits or none of it does; ``savepoint`` nests a unit that can fail alone."""
 
     def savepoint(self) -> AbstractAsyncContextManager[Any]: ...
-    async def inactive_senders(self, senders: set[tuple[str, UUID]]) -> set[UUID]:
-        """Of these (principal kind, subject) pairs, the subjects that may no longer act."""
-        ...
-
-    async def stored_results(
-        self, tenant_id: UUID, keys: Sequence[EventKey]
-    ) -> dict[tuple[str, str], StoredSighting]:
-        """The sightings these events already made, by (source, id)."""
-        ...
-
-    async def cameras(self, camera_ids: set[UUID]) -> dict[UUID, CameraSite]: ...
-    async def busy_people(
-        self, tracks: Sequence[Track], max_pass: timedelta
-    ) -> list[frozenset[UUID]]:
-        """Per track: people seen at its camera by another track during its time."""
-        ...
-
-    async def existing_people(self, people: set[UUID]) -> set[UUID]:
-        """Those of ``people`` who are still a customer or an active staff member."""
+    async def survey(
+        self,
+        tenant_id: UUID,
+        keys: Sequence[EventKey],
+        *,
+        senders: Set[tuple[str, UUID]] = frozenset(),
+        tracks: Sequence[Track] = (),
+        people: Set[UUID] = frozenset(),
+        max_pass: timedelta = timedelta(0),
+    ) -> Survey:
+        """The unit's reads before it decides: which ``senders`` (principal kind, subject) may no
+        longer act, what the events (``keys``) already made, the ``tracks``' cameras and busy
+        people (passes last at most ``max_pass``), and which of ``people`` still exist."""
         ...
 
     async def gallery_sizes(self) -> tuple[int, int]:
@@ -311,7 +326,8 @@ class IngestService:
         self._gallery = gallery
         self._settings = settings
         self._clock = clock
-        self._gallery_sizes: dict[UUID, tuple[float, int, Thresholds]] = {}
+        self._gallery_sizes: dict[UUID, tuple[float, int, int, Thresholds]] = {}
+        """Per tenant: when the count expires, events since, events it lasts, the thresholds."""
         self._recounts: dict[UUID, asyncio.Task[None]] = {}
         self._groups: GroupCommit[
             UUID, tuple[Principal, Submission], IngestResult | VisitlensError
@@ -414,15 +430,34 @@ class IngestService:
                 await self._ingest_tenant(work)
 
     async def _ingest_tenant(self, work: _Work) -> None:
-        tenant_id, items, senders, indices = work.tenant_id, work.items, work.senders, work.indices
+        """The gallery first, outside any transaction: no connection or row lock is held while
+        it answers (a replay's search is wasted, and rare). Then one unit of work for all of
+        ``work``, optimistic: no savepoint per event (two round trips each). If an event is
+        refused while it writes (rare: a conflicting copy arriving at once, a customer erased
+        meanwhile), the unit is rolled back, that event gets its refusal, and the others run
+        again, this time each in a savepoint: two units at most, whatever the events."""
+        searched = await self._search([work.items[i].track for i in work.indices])
+        indices, careful = list(work.indices), False
+        while indices:
+            try:
+                await self._unit_of_work(work, indices, searched, careful)
+                return
+            except _Refusal as refusal:  # rolled back: nothing of this unit happened
+                for i in indices:
+                    work.outcomes[i] = None
+                work.outcomes[refusal.index] = refusal.error
+                indices = [i for i in indices if i != refusal.index]
+                careful = True
+
+    async def _unit_of_work(
+        self, work: _Work, indices: list[int], searched: _Searched, careful: bool
+    ) -> None:
+        tenant_id, items, senders = work.tenant_id, work.items, work.senders
         outcomes, now = work.outcomes, work.now
         # Every event was checked against its own principal; the unit of work acts for the tenant
         # (ingest's writes name no actor: the sightings carry their source instead).
         scope = DbScope(tenant_id)
-        # The gallery first, outside any transaction: no connection or row lock is held while it
-        # answers (a replay's search is wasted, and rare). Then one unit of work for the batch.
-        searched = await self._search([items[i].track for i in indices])
-        position = {i: n for n, i in enumerate(indices)}
+        position = {i: n for n, i in enumerate(work.indices)}
         batch = _BatchMemory()
         new_views: list[GalleryRow] = []
         dropped: list[UUID] = []
@@ -432,26 +467,29 @@ class IngestService:
             async with self._store.unit(scope) as unit:
                 # Whoever sent them may still act (key not revoked, user not disabled, tenant
                 # active), read where the events are recorded: a deactivation ends every token
-                # at once, also for events already on their way in.
-                inactive = await unit.inactive_senders(
-                    {(senders[i].kind.value, senders[i].subject) for i in indices}
+                # at once, also for events already on their way in. Gallery hits count only for
+                # people who still exist, read under this transaction's snapshot.
+                survey = await unit.survey(
+                    tenant_id,
+                    [items[i].key for i in indices],
+                    senders={(senders[i].kind.value, senders[i].subject) for i in indices},
+                    tracks=[items[i].track for i in indices],
+                    people=searched.people,
+                    max_pass=timedelta(seconds=self._settings.max_pass_s),
                 )
-                if inactive:
-                    for i in indices:
-                        if senders[i].subject in inactive:
-                            outcomes[i] = Unauthenticated("account disabled or tenant deactivated")
-                    indices = [i for i in indices if senders[i].subject not in inactive]
-                stored = await unit.stored_results(tenant_id, [items[i].key for i in indices])
-                cameras = await unit.cameras({items[i].track.camera_id for i in indices})
+                busy = dict(zip(indices, survey.busy, strict=True))
                 todo: list[int] = []
                 for i in indices:
                     key, track = items[i].key, items[i].track
+                    if senders[i].subject in survey.inactive:
+                        outcomes[i] = Unauthenticated("account disabled or tenant deactivated")
+                        continue
                     try:
-                        replay = _replayed(stored.get((key.source, key.event_id)), key)
+                        replay = _replayed(survey.stored.get((key.source, key.event_id)), key)
                         if replay is not None:
                             outcomes[i] = replay
                             continue
-                        site = cameras.get(track.camera_id)
+                        site = survey.cameras.get(track.camera_id)
                         if site is None or site.site_id != track.site_id:
                             raise InvalidInput(
                                 "unknown camera at this site", field="data.camera_id"
@@ -463,37 +501,31 @@ class IngestService:
                     todo.append(i)
                 if not todo:
                     return
-                busy = await unit.busy_people(
-                    [items[i].track for i in todo], timedelta(seconds=self._settings.max_pass_s)
-                )
                 thresholds = await self._thresholds(tenant_id, unit)
-                # gallery hits whose person still exists (vectors outlive an aborted write or an
-                # erasure), read under this transaction's snapshot
-                alive = await unit.existing_people(searched.people)
-                for n, i in enumerate(todo):
+                for i in todo:
                     key, track = items[i].key, items[i].track
                     if track.staff_by_edge:
                         decision = Decision(Outcome.STAFF, None, None)
                     else:
-                        found = [[c for c in per if c.person_id in alive]
+                        found = [[c for c in per if c.person_id in survey.alive]
                                  for per in searched.shots[position[i]]]  # fmt: skip
                         shots = batch.extend(found, track, self._settings.top_k)
                         decision = decide(
-                            shots, self._settings, busy[n] | batch.busy(track), thresholds
+                            shots, self._settings, busy[i] | batch.busy(track), thresholds
                         )
                     marks = (len(new_views), len(dropped), len(dirty))
                     try:
-                        # a savepoint: a refusal undoes only its own event (alone: the whole)
-                        async with unit.savepoint() if len(todo) > 1 else nullcontext():
+                        # careful: a savepoint per event, so a refusal undoes only its own
+                        async with unit.savepoint() if careful and len(todo) > 1 else nullcontext():
                             result = await self._record(
-                                unit, key, track, decision, cameras[track.camera_id],
+                                unit, key, track, decision, survey.cameras[track.camera_id],
                                 new_views, dropped, dirty,
                             )  # fmt: skip
                     except VisitlensError as error:
-                        if len(todo) == 1:
-                            if isinstance(error, Busy | TransientError):
-                                raise  # the unit again (Busy), or the sender again
-                            raise _LoneRefusal(i, error) from error  # undoes the whole unit
+                        if len(todo) == 1 and isinstance(error, Busy | TransientError):
+                            raise  # the unit again (Busy), or the sender again
+                        if len(todo) == 1 or not careful:
+                            raise _Refusal(i, error) from error  # undoes the whole unit
                         del new_views[marks[0] :], dropped[marks[1] :], dirty[marks[2] :]
                         outcomes[i] = error
                         continue
@@ -505,12 +537,9 @@ class IngestService:
                         )
                 await _mark_all_dirty(unit, dirty)
                 await self._gallery.insert(new_views)
-        except BaseException as exc:
+        except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
                 await _quietly_delete(self._gallery, tenant_id, [r.view_id for r in new_views])
-            if isinstance(exc, _LoneRefusal):
-                outcomes[exc.index] = exc.error
-                return
             raise
         if dropped:  # housekeeping, off the answer's path (see Gallery.discard_views)
             self._gallery.discard_views(tenant_id, dropped)
@@ -536,7 +565,7 @@ class IngestService:
         batch, won: its result), then the customer, visit, views and demographics it changes."""
         sighting_id = await unit.add_sighting(key, track, decision)
         if sighting_id is None:
-            stored = await unit.stored_results(track.tenant_id, [key])
+            stored = (await unit.survey(track.tenant_id, [key])).stored
             replay = _replayed(stored.get((key.source, key.event_id)), key)
             assert replay is not None
             return replay
@@ -570,17 +599,16 @@ class IngestService:
 
     async def _thresholds(self, tenant_id: UUID, unit: IngestUnit) -> Thresholds:
         """The open-set thresholds for the tenant's gallery sizes. Counted in this unit of work
-        the first time; after that recounted once a minute or every ``GALLERY_SIZE_EVERY`` events
-        of the tenant, whichever comes first (a busy new store's gallery grows fast), in the
-        background: counting a large gallery's views takes longer than an event should wait,
-        and the thresholds move with the logarithm of its size."""
+        the first time; after that recounted as ``GALLERY_SIZE_SHARE`` says (a busy new store's
+        gallery grows fast), in the background: counting a large gallery's views takes longer
+        than an event should wait, and the thresholds move with the logarithm of its size."""
         cached = self._gallery_sizes.get(tenant_id)
         if cached is None:
             customers, staff = await unit.gallery_sizes()
             return self._remember_sizes(tenant_id, customers, staff)
-        expires, events, thresholds = cached
-        self._gallery_sizes[tenant_id] = (expires, events + 1, thresholds)
-        stale = expires <= time.monotonic() or events + 1 >= GALLERY_SIZE_EVERY
+        expires, events, lasts, thresholds = cached
+        self._gallery_sizes[tenant_id] = (expires, events + 1, lasts, thresholds)
+        stale = expires <= time.monotonic() or events + 1 >= lasts
         if stale and tenant_id not in self._recounts:
             task = asyncio.create_task(self._recount(tenant_id))
             self._recounts[tenant_id] = task
@@ -589,7 +617,9 @@ class IngestService:
 
     def _remember_sizes(self, tenant_id: UUID, customers: int, staff: int) -> Thresholds:
         thresholds = Thresholds.for_gallery(customers, staff, self._settings)
-        self._gallery_sizes[tenant_id] = (time.monotonic() + GALLERY_SIZE_TTL_S, 0, thresholds)
+        lasts = max(GALLERY_SIZE_EVERY, (customers + staff) // GALLERY_SIZE_SHARE)
+        expires = time.monotonic() + GALLERY_SIZE_TTL_S
+        self._gallery_sizes[tenant_id] = (expires, 0, lasts, thresholds)
         return thresholds
 
     async def _recount(self, tenant_id: UUID) -> None:
@@ -730,9 +760,9 @@ class _Work:
     now: datetime
 
 
-class _LoneRefusal(Exception):
-    """An event refused while it was the only one its unit of work changed: the unit is rolled
-    back (no savepoint needed) and the refusal is the event's answer."""
+class _Refusal(Exception):
+    """An event refused while it wrote outside a savepoint (alone in its unit, or in an
+    optimistic one): the unit is rolled back and the refusal is the event's answer."""
 
     def __init__(self, index: int, error: VisitlensError) -> None:
         super().__init__(index, error)
