@@ -65,14 +65,18 @@ class MilvusSettings(BaseModel):
         default=16, ge=1, le=1024, description="physical partitions the tenant key hashes into"
     )
     timeout_s: float = Field(default=10.0, gt=0, le=120)
-    search_batch_window_ms: float = Field(
-        default=3.0,
-        ge=0,
-        le=100,
-        description="concurrent searches of one tenant within this window share one Milvus call "
-        "(0: no batching); Milvus Lite pays ~140 ms per call at 100k vectors, whatever the batch",
+    searches_per_filter: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Milvus searches of one tenant (one filter) at once per instance; searches "
+        "arriving while they run wait and go together as one multi-vector call (no timer: an idle "
+        "tenant's search goes at once). Milvus Lite pays ~140 ms per call at 100k vectors, "
+        "whatever the batch",
     )
-    search_batch_max_vectors: int = Field(default=256, ge=1, le=16384)
+    search_batch_max_requests: int = Field(
+        default=64, ge=1, le=4096, description="searches that may go together in one call"
+    )
     flush_after_inserts: int = Field(
         default=2000,
         ge=0,

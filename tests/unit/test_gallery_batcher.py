@@ -34,7 +34,7 @@ class FlakyMilvus:
 
 
 async def test_a_failed_search_does_not_stop_the_batcher() -> None:
-    gallery = MilvusGallery("http://127.0.0.1:9", MilvusSettings(search_batch_window_ms=2), "m", 4)
+    gallery = MilvusGallery("http://127.0.0.1:9", MilvusSettings(), "m", 4)
     person, view = uuid.uuid4(), uuid.uuid4()
     gallery._client = FlakyMilvus(person, view)
     probe = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
@@ -43,6 +43,38 @@ async def test_a_failed_search_does_not_stop_the_batcher() -> None:
     hits = await asyncio.wait_for(gallery.search(uuid.uuid4(), probe, 5), timeout=5)
     assert hits[0][0].view_id == view and hits[0][0].person_id == person
     assert hits[0][0].similarity == 1.0  # an ulp above 1 is clamped
+
+
+class CountingMilvus:
+    """Answers every query vector with one hit naming the filter it was asked under."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    async def search(self, *args: Any, **kwargs: Any) -> list[list[dict[str, Any]]]:
+        self.calls.append((kwargs["filter"], len(kwargs["data"])))
+        await asyncio.sleep(0.01)
+        hit = {"id": str(uuid.uuid4()), "distance": 0.5,
+               "entity": {"person_id": str(uuid.uuid4()), "kind": "customer"}}  # fmt: skip
+        return [[hit] for _ in kwargs["data"]]
+
+
+async def test_a_tenants_searches_go_at_once_and_those_arriving_meanwhile_go_together() -> None:
+    gallery = MilvusGallery("http://127.0.0.1:9", MilvusSettings(searches_per_filter=1), "m", 4)
+    milvus = CountingMilvus()
+    gallery._client = milvus
+    probe = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    one, other = uuid.uuid4(), uuid.uuid4()
+    first = asyncio.create_task(gallery.search(one, probe, 5))
+    await asyncio.sleep(0.002)  # on its way to Milvus, alone
+    answers = await asyncio.gather(
+        first, gallery.search(one, np.repeat(probe, 2, axis=0), 5),
+        gallery.search(one, probe, 5), gallery.search(other, probe, 5),
+    )  # fmt: skip
+    assert [len(a) for a in answers] == [1, 2, 1, 1]  # each its own query vectors' hits
+    calls = sorted((one_filter.count(str(one)) == 1, n) for one_filter, n in milvus.calls)
+    # tenant one: the first at once, the two arriving while it ran as one call; the other apart
+    assert calls == [(False, 1), (True, 1), (True, 3)]
 
 
 def test_recent_views_are_forgotten_for_every_tenant() -> None:

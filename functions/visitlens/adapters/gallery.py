@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from uuid import UUID
 
 import numpy as np
@@ -24,6 +23,7 @@ from visitlens.adapters.metrics import GALLERY_SEARCH
 from visitlens.auth.principal import Principal
 from visitlens.config import MilvusSettings
 from visitlens.errors import Forbidden, InvalidInput, TransientError, VisitlensError
+from visitlens.identity.group_commit import GroupCommit
 from visitlens.ports import GalleryRow, Hit, PersonKind
 from visitlens.vision.types import Floats
 
@@ -72,14 +72,6 @@ def _tenant_filter(tenant_id: UUID) -> str:
     return f'tenant_id == "{UUID(str(tenant_id))}"'
 
 
-@dataclass(slots=True)
-class _Pending:
-    expression: str
-    vectors: Floats
-    top_k: int
-    future: asyncio.Future[list[list[Hit]]]
-
-
 class _RecentViews:
     """One tenant's views this instance inserted lately, oldest first, with their vectors kept as
     one matrix: a search scores them with one product (stacking thousands of rows for every search
@@ -121,8 +113,9 @@ class _RecentViews:
 class MilvusGallery:
     """The :class:`visitlens.ports.Gallery` of one embedding model in Milvus; one client per warm instance.
 
-    Searches are coalesced: requests with the same filter that arrive within
-    ``search_batch_window_ms`` of each other go to Milvus as one multi-vector call.
+    Searches are grouped (:mod:`visitlens.identity.group_commit`): a tenant's search goes to Milvus
+    at once while fewer than ``searches_per_filter`` of its searches are running; those arriving
+    meanwhile go together as one multi-vector call when one returns.
     """
 
     def __init__(self, uri: str, settings: MilvusSettings, model_id: str, dim: int) -> None:
@@ -133,8 +126,11 @@ class MilvusGallery:
         self.collection = collection_name(model_id)
         self._client: AsyncMilvusClient | None = None
         self._lock = asyncio.Lock()
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._batcher: asyncio.Task[None] | None = None
+        self._searches: GroupCommit[str, tuple[Floats, int], list[list[Hit]]] = GroupCommit(
+            self._search_group,
+            max_items=settings.search_batch_max_requests,
+            slots=settings.searches_per_filter,
+        )
         self._unflushed = 0
         self._flushing: asyncio.Task[None] | None = None
         self._recent: dict[UUID, _RecentViews] = {}
@@ -337,60 +333,30 @@ class MilvusGallery:
         if len(vectors) == 0:
             return []
         self._check(vectors)
-        if self._settings.search_batch_window_ms <= 0:
-            return await self._milvus_search(vectors, top_k, expression)
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._batcher = asyncio.create_task(self._batch_loop())
-        future: asyncio.Future[list[list[Hit]]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(expression, vectors, top_k, future))
-        return await future
+        return await self._searches.submit(expression, (vectors, top_k))
 
-    async def _batch_loop(self) -> None:
-        """Collect requests for one window, then one Milvus call per distinct filter."""
-        assert self._queue is not None
-        window = self._settings.search_batch_window_ms / 1000
-        while True:
-            batch = [await self._queue.get()]
-            deadline = asyncio.get_running_loop().time() + window
-            vectors = len(batch[0].vectors)
-            while vectors < self._settings.search_batch_max_vectors:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-                batch.append(item)
-                vectors += len(item.vectors)
-            groups: dict[str, list[_Pending]] = {}
-            for item in batch:
-                groups.setdefault(item.expression, []).append(item)
-            await asyncio.gather(*(self._run_group(e, items) for e, items in groups.items()))
-            _fail(batch, TransientError("gallery search was not answered"))  # none left waiting
-
-    async def _run_group(self, expression: str, items: list[_Pending]) -> None:
-        top_k = max(i.top_k for i in items)
+    async def _search_group(
+        self, expression: str, items: Sequence[tuple[Floats, int]]
+    ) -> list[list[list[Hit]]]:
+        """Searches with one filter as one Milvus call: each its own top-k of the answer."""
         try:
             hits = await self._milvus_search(
-                np.concatenate([i.vectors for i in items]), top_k, expression
+                np.concatenate([vectors for vectors, _ in items]),
+                max(top_k for _, top_k in items),
+                expression,
             )
-        except VisitlensError as exc:
-            _fail(items, exc)
-            return
+        except VisitlensError:
+            raise
         except Exception as exc:  # a supervision boundary: see below
-            # Anything unexpected (a driver's changed result shape, a bug) must fail this
-            # group's waiters, never end the batcher: every later search would wait for ever.
+            # Anything unexpected (a driver's changed result shape, a bug) is this group's
+            # failure, answered to its waiters as a transient one, never a crash of the caller.
             logger.error("gallery search failed: %s", type(exc).__name__)
-            _fail(items, TransientError(f"gallery search failed: {type(exc).__name__}"))
-            return
-        start = 0
-        for item in items:
-            n = len(item.vectors)
-            if not item.future.done():
-                item.future.set_result([per[: item.top_k] for per in hits[start : start + n]])
-            start += n
+            raise TransientError(f"gallery search failed: {type(exc).__name__}") from exc
+        out, start = [], 0
+        for vectors, top_k in items:
+            out.append([per[:top_k] for per in hits[start : start + len(vectors)]])
+            start += len(vectors)
+        return out
 
     async def _milvus_search(self, vectors: Floats, top_k: int, expression: str) -> list[list[Hit]]:
         """One Milvus call, timed (``visitlens_gallery_search_seconds``)."""
@@ -515,11 +481,9 @@ class MilvusGallery:
             self._discarding = None
         if self._discards and self._client is not None:
             await self.delete_discarded()  # nothing discarded is left behind by a clean stop
-        for task in (self._batcher, self._flushing):
-            if task is not None:
-                task.cancel()
-        self._batcher = self._flushing = None
-        self._queue = None
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -553,10 +517,3 @@ def _deleted_count(result: object) -> int:
     if isinstance(result, list | tuple):
         return len(result)
     return int(getattr(result, "delete_count", 0))
-
-
-def _fail(items: Sequence[_Pending], error: VisitlensError) -> None:
-    """Answer every waiter not answered yet with ``error``."""
-    for item in items:
-        if not item.future.done():
-            item.future.set_exception(error)
