@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from tests.conftest import TenantWorld
-from tests.functions.test_ingest import T0, counts, ingest_client, person, track_event
+from tests.functions.test_ingest import (
+    T0,
+    counts,
+    ingest_client,
+    person,
+    reply_of,
+    send,
+    track_event,
+)
 from visitlens.adapters.postgres import Database
 from visitlens.ports import DbScope
 
@@ -113,6 +121,36 @@ async def test_two_tracks_at_once_in_one_batch_are_two_people(
     first, second = (await send_batch(ingest_client, batch, world.worker_a)).json()["results"]
     assert first["status"] == second["status"] == 200
     assert first["customer_id"] != second["customer_id"]
+
+
+async def test_someone_already_stored_at_the_camera_then_is_busy_for_every_track_of_a_batch(
+    ingest_client: httpx.AsyncClient, world: TenantWorld
+) -> None:
+    """Who else was at the camera during each pass is read for all of a batch's tracks in one
+    statement: a stored sighting makes its person busy for the overlapping track only."""
+    twin, stranger = person(), person()
+    start = T0 + timedelta(hours=9)
+    stored = reply_of(
+        await send(ingest_client, track_event(world, twin, start, track="cam:s1"), world.worker_a)
+    )
+    batch = [
+        structured(track_event(world, person(), start + timedelta(hours=1), track="cam:s3")),
+        structured(track_event(world, twin, start + timedelta(seconds=2), track="cam:s2")),
+        structured(track_event(world, stranger, start + timedelta(hours=2), track="cam:s4")),
+    ]
+    results = (await send_batch(ingest_client, batch, world.worker_a)).json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 200]
+    # at the same camera at the same time as the stored pass: never its person
+    assert results[1]["customer_id"] != stored.data["customer_id"]
+    assert results[1]["is_new_customer"]
+    # the same face an hour later at that camera is that person again (not busy then)
+    later = reply_of(
+        await send(
+            ingest_client, track_event(world, twin, start + timedelta(hours=3), track="cam:s5"),
+            world.worker_a,
+        )
+    )  # fmt: skip
+    assert later.data["customer_id"] in {stored.data["customer_id"], results[1]["customer_id"]}
 
 
 async def test_a_batch_is_refused_whole_only_when_the_request_is_bad(
