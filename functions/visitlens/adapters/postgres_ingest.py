@@ -1,9 +1,9 @@
 """The ingest use-case's unit of work in PostgreSQL: :class:`visitlens.identity.ingest.IngestStore`.
 
 Every statement of a pass's sighting, customer, visit, views and demographics, in the transaction
-the use-case opens; row-level security scopes each to the transaction's tenant. The statements
-are batched where the use-case asks per batch (stored results, cameras, busy people, existing
-people: one round trip each).
+the use-case opens; row-level security scopes each to the transaction's tenant. What a unit
+reads before it decides (senders still active, stored results, cameras, busy people, existing
+people) is one statement for the whole batch or group (:meth:`PostgresIngestUnit.survey`).
 """
 
 from __future__ import annotations
