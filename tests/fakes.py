@@ -33,7 +33,7 @@ from visitlens.identity.ingest import (
     VisitOutcome,
 )
 from visitlens.persons.common import Customer, MergeRecord, MovedView, VisitRef
-from visitlens.ports import DbScope, GalleryRow, Hit, PersonKind, StoredObject
+from visitlens.ports import DbScope, GalleryRow, Hit, Nearest, PersonKind, StoredObject
 from visitlens.staff.enrollment import StaffImage
 from visitlens.vision.detection import Detection
 from visitlens.vision.pipeline import Face
@@ -83,6 +83,12 @@ class FakeGallery:
             )  # fmt: skip
             out.append(scored[:top_k])
         return out
+
+    async def nearest_views(
+        self, tenant_id: UUID, vectors: Floats, top_k: int
+    ) -> list[list[Nearest]]:
+        hits = await self.search(tenant_id, vectors, top_k)
+        return [[Nearest(h.view_id, h.similarity) for h in per] for per in hits]
 
     async def insert(self, rows: Sequence[GalleryRow]) -> None:
         if self.fail_next_insert and rows:
@@ -206,20 +212,28 @@ class FakeIngestUnit:
         *,
         senders: Set[tuple[str, UUID]] = frozenset(),
         tracks: Sequence[Track] = (),
-        people: Set[UUID] = frozenset(),
+        views: Set[UUID] = frozenset(),
         max_pass: timedelta = timedelta(0),
     ) -> Survey:
         self.surveys += 1
         state = self.state
         cameras = {t.camera_id: state.cameras[t.camera_id] for t in tracks
                    if t.camera_id in state.cameras}  # fmt: skip
-        alive = {p for p in people if p in state.customers or state.staff.get(p, False)}
+        owners: dict[UUID, tuple[UUID, PersonKind]] = {}
+        for view_id in views:
+            row = state.views.get(view_id)
+            if row is None:
+                continue
+            if row["kind"] is PersonKind.STAFF and state.staff.get(row["staff_id"], False):
+                owners[view_id] = (row["staff_id"], PersonKind.STAFF)
+            elif row["kind"] is PersonKind.CUSTOMER and row["customer_id"] in state.customers:
+                owners[view_id] = (row["customer_id"], PersonKind.CUSTOMER)
         return Survey(
             inactive={subject for _, subject in senders if subject in state.inactive},
             stored=self._stored_results(tenant_id, keys),
             cameras=cameras,
             busy=self._busy_people(tracks),
-            alive=alive,
+            owners=owners,
         )
 
     @asynccontextmanager

@@ -97,6 +97,15 @@ class Hit:
     similarity: float
 
 
+@dataclass(frozen=True, slots=True)
+class Nearest:
+    """A stored view near a query vector, without its person: for a caller that reads whose
+    each view is from the database in the same breath (ingest)."""
+
+    view_id: UUID
+    similarity: float
+
+
 class Gallery(Protocol):
     """The vector gallery of one embedding model, partitioned by tenant (Milvus in production).
 
@@ -109,6 +118,14 @@ class Gallery(Protocol):
         self, tenant_id: UUID, vectors: Floats, top_k: int, kind: PersonKind | None = None
     ) -> list[list[Hit]]:
         """Top-k views per query vector within the tenant (and kind, if given), best first."""
+        ...
+
+    async def nearest_views(
+        self, tenant_id: UUID, vectors: Floats, top_k: int
+    ) -> list[list[Nearest]]:
+        """Top-k views per query vector within the tenant, best first: :meth:`search` without
+        asking the gallery for each view's person (the database says whose a view is, and
+        whether it is still kept)."""
         ...
 
     async def insert(self, rows: Sequence[GalleryRow]) -> None: ...

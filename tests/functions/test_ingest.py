@@ -222,8 +222,14 @@ async def test_staff_are_matched_server_side_and_not_counted(
         staff_id = await conn.fetchval(
             "INSERT INTO staff (tenant_id, display_name) VALUES ($1, 'Anna') RETURNING id", tenant
         )
+        view_id = await conn.fetchval(  # as enrollment keeps it: the database says whose it is
+            "INSERT INTO person_embeddings (tenant_id, person_kind, staff_id, model_id, dim, "
+            "quality, source, embedding) VALUES ($1, 'staff', $2, 'sface-2021dec', 128, 0.9, "
+            "'enrollment', $3) RETURNING id",
+            tenant, staff_id, anna.astype("<f4").tobytes(),
+        )  # fmt: skip
     gallery = MilvusGallery(endpoints.milvus_uri, stack_settings.milvus, "sface-2021dec", 128)
-    await gallery.insert([GalleryRow(uuid.uuid4(), tenant, staff_id, PersonKind.STAFF, anna)])
+    await gallery.insert([GalleryRow(view_id, tenant, staff_id, PersonKind.STAFF, anna)])
     await gallery.close()
     before = await counts(db, world.tenant_id)
     response = await send(ingest_client, track_event(world, anna, T0), world.worker_a)
@@ -238,6 +244,13 @@ async def test_staff_are_matched_server_side_and_not_counted(
             "SELECT decision, staff_id FROM sightings ORDER BY received_at DESC LIMIT 1"
         )
     assert row is not None and row["decision"] == "staff" and row["staff_id"] == staff_id
+
+    # Deactivated, Anna is a passer-by like any other: her kept view no longer makes her staff.
+    async with db.transaction(DbScope(tenant)) as conn:
+        await conn.execute("UPDATE staff SET active = false WHERE id = $1", staff_id)
+    later = reply_of(await send(ingest_client, track_event(world, anna, T0 + timedelta(hours=2)),
+                                world.worker_a))  # fmt: skip
+    assert later.data["is_new_customer"] and later.data.get("staff_id") is None
 
 
 async def test_v1_events_and_the_token_extension(

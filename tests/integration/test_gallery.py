@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from visitlens.adapters.gallery import MilvusGallery
 from visitlens.auth.principal import Principal, PrincipalKind, Role
 from visitlens.config import Settings
 from visitlens.errors import Forbidden, InvalidInput
-from visitlens.ports import GalleryRow, Hit, PersonKind
+from visitlens.ports import GalleryRow, PersonKind
 
 pytestmark = pytest.mark.integration
 rng = np.random.default_rng(11)
@@ -50,6 +51,10 @@ async def test_search_never_leaves_the_tenant(gallery: MilvusGallery) -> None:
     hits = await gallery.search(tenant_a, vectors[1::2], top_k=10)
     a_people = {people[i] for i in range(0, 40, 2)}
     assert all(h.person_id in a_people for per in hits for h in per)
+    nearest = await gallery.nearest_views(tenant_a, vectors[1::2], top_k=10)  # keys only
+    assert [{n.view_id for n in per} for per in nearest] == [
+        {h.view_id for h in per} for per in hits
+    ]
     own = await gallery.search(tenant_b, vectors[1:2], top_k=1)
     assert own[0][0].person_id == people[1] and own[0][0].similarity == pytest.approx(1.0, abs=1e-4)
     staff_only = await gallery.search(tenant_a, vectors[:1], top_k=10, kind=PersonKind.STAFF)
@@ -104,10 +109,12 @@ async def test_coalesced_searches_keep_tenants_apart(gallery: MilvusGallery) -> 
     calls = 0
     original = gallery._milvus_search
 
-    async def counting(vectors: np.ndarray, top_k: int, expression: str) -> list[list[Hit]]:
+    async def counting(
+        vectors: np.ndarray, top_k: int, expression: str, fields: list[str]
+    ) -> list[list[Any]]:
         nonlocal calls
         calls += 1
-        return await original(vectors, top_k, expression)
+        return await original(vectors, top_k, expression, fields)
 
     gallery._milvus_search = counting  # type: ignore[method-assign]
     results = await asyncio.gather(

@@ -103,6 +103,11 @@ async def test_tenant_filtered_multi_vector_search(gallery: MilvusGallery) -> No
     crossed = await gallery.search(tenant_a, vectors[30:], top_k=10)
     assert all(h.person_id in set(people[:30]) for per in crossed for h in per)
     assert all(len(per) == 10 for per in crossed)
+    # keys only (ingest): the same views, the server returning its primary key as "id"
+    nearest = await gallery.nearest_views(tenant_a, vectors[30:], top_k=10)
+    assert [{n.view_id for n in per} for per in nearest] == [
+        {h.view_id for h in per} for per in crossed
+    ]
 
 
 async def test_deletes_by_filter_report_counts_and_stay_in_the_tenant(

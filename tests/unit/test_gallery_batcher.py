@@ -107,7 +107,7 @@ def test_merging_recent_rows_keeps_exactly_the_best_of_the_union() -> None:
 
     import numpy as np
 
-    from visitlens.adapters.gallery import _merged
+    from visitlens.adapters.gallery import _merged, _row_hit
     from visitlens.ports import GalleryRow, Hit, PersonKind
 
     rng = np.random.default_rng(3)
@@ -127,7 +127,7 @@ def test_merging_recent_rows_keeps_exactly_the_best_of_the_union() -> None:
         shared = [Hit(r.view_id, r.person_id, r.kind, float(r.embedding @ q)) for r in rows[:3]]
         server.append(sorted([*own, *shared], key=lambda h: -h.similarity)[:top_k])
     matrix = np.stack([r.embedding for r in rows])
-    merged = _merged(server, queries, rows, matrix, top_k)
+    merged = _merged(server, queries, rows, matrix, top_k, _row_hit)
     for q, per, got in zip(queries, server, merged, strict=True):
         union = {h.view_id: h.similarity for h in per}
         for r in rows:

@@ -199,9 +199,11 @@ async def test_active_staff_are_recognised_and_never_counted() -> None:
     w = World()
     staff_id, me = uuid4(), face()
     w.store.state.staff[staff_id] = True
-    w.store.state.views[uuid4()] = {"customer_id": None, "kind": PersonKind.STAFF,
-                                    "quality": 0.9, "embedding": me.tobytes()}  # fmt: skip
-    await w.gallery.insert([GalleryRow(uuid4(), TENANT, staff_id, PersonKind.STAFF, me)])
+    view_id = uuid4()
+    w.store.state.views[view_id] = {"customer_id": None, "staff_id": staff_id,
+                                    "kind": PersonKind.STAFF, "quality": 0.9,
+                                    "embedding": me.tobytes()}  # fmt: skip
+    await w.gallery.insert([GalleryRow(view_id, TENANT, staff_id, PersonKind.STAFF, me)])
     key, track = w.track(seen_again(me))
     result = await w.ingest(key, track)
     assert result.outcome is Outcome.STAFF and result.staff_id == staff_id
@@ -217,6 +219,26 @@ async def test_vectors_of_someone_no_longer_there_do_not_match() -> None:
     await w.gallery.insert([GalleryRow(uuid4(), TENANT, gone, PersonKind.CUSTOMER, me)])
     result = await w.ingest(*w.track(seen_again(me)))
     assert result.outcome is Outcome.NEW and result.customer_id != gone
+
+
+async def test_a_hit_counts_for_whose_view_it_is_now_not_whose_the_gallery_says() -> None:
+    """The gallery's copy of a view can be stale: the view was merged into another person (the
+    gallery rows are re-pointed later) or replaced by a better one (deleted a moment later).
+    The database's answer, read in the unit, decides."""
+    w = World()
+    me = face()
+    first = await w.ingest(*w.track(me, ago_s=3600))
+    assert first.outcome is Outcome.NEW and first.customer_id is not None
+    kept = uuid4()  # merged into `kept`: the database moved the views, the gallery not yet
+    w.store.state.customers[kept] = dict(w.store.state.customers.pop(first.customer_id))
+    for view in w.store.state.views.values():
+        view["customer_id"] = kept
+    again = await w.ingest(*w.track(seen_again(me), ago_s=60))
+    assert again.outcome is Outcome.RETURNING and again.customer_id == kept
+
+    w.store.state.views.clear()  # replaced (or erased) in the database, still in the gallery
+    third = await w.ingest(*w.track(seen_again(me), ago_s=30))
+    assert third.outcome is Outcome.NEW and third.customer_id not in (kept, first.customer_id)
 
 
 async def test_one_person_is_not_two_tracks_at_one_camera_at_once() -> None:

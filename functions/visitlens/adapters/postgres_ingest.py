@@ -2,8 +2,8 @@
 
 Every statement of a pass's sighting, customer, visit, views and demographics, in the transaction
 the use-case opens; row-level security scopes each to the transaction's tenant. What a unit
-reads before it decides (senders still active, stored results, cameras, busy people, existing
-people) is one statement for the whole batch or group (:meth:`PostgresIngestUnit.survey`).
+reads before it decides (senders still active, stored results, cameras, busy people, whose
+the gallery's hits are) is one statement for the whole batch or group (:meth:`PostgresIngestUnit.survey`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from visitlens.identity.ingest import (
     Track,
     VisitOutcome,
 )
-from visitlens.ports import DbScope
+from visitlens.ports import DbScope, PersonKind
 from visitlens.reports.stats import mark_dirty
 
 
@@ -70,7 +70,7 @@ class PostgresIngestUnit:
         *,
         senders: Set[tuple[str, UUID]] = frozenset(),
         tracks: Sequence[Track] = (),
-        people: Set[UUID] = frozenset(),
+        views: Set[UUID] = frozenset(),
         max_pass: timedelta = timedelta(0),
     ) -> Survey:
         """One statement, one round trip: a unit of work's every read before it decides (the
@@ -106,15 +106,17 @@ class PostgresIngestUnit:
             "  AND s.captured_at <= t.last_seen AND s.captured_at >= t.earliest "
             "  AND s.last_seen_at >= t.first_seen "
             "  AND coalesce(s.customer_id, s.staff_id) IS NOT NULL) b) AS busy, "
-            "ARRAY(SELECT id FROM customers WHERE id = ANY($13::uuid[]) "
-            "  UNION ALL SELECT id FROM staff WHERE id = ANY($13::uuid[]) AND active) AS alive",
+            "ARRAY(SELECT ROW(e.id, coalesce(e.customer_id, e.staff_id), e.person_kind) "
+            "  FROM person_embeddings e LEFT JOIN staff st ON st.id = e.staff_id "
+            "  WHERE e.id = ANY($13::uuid[]) AND (e.customer_id IS NOT NULL OR st.active)) "
+            "  AS owners",
             [k for k, _ in pairs], [s for _, s in pairs], tenant_id,
             [k.source for k in keys], [k.event_id for k in keys],
             list({t.camera_id for t in tracks}), list(range(len(tracks))),
             [t.camera_id for t in tracks], [t.track_id for t in tracks],
             [t.first_seen for t in tracks], [t.last_seen for t in tracks],
             [t.first_seen - max_pass for t in tracks],
-            list(people),
+            list(views),
         )  # fmt: skip
         assert row is not None
         busy: list[frozenset[UUID]] = [frozenset() for _ in tracks]
@@ -129,7 +131,7 @@ class PostgresIngestUnit:
             stored=_stored_sightings(row["stored"]),
             cameras=cameras,
             busy=busy,
-            alive=set(row["alive"]),
+            owners={view: (person, PersonKind(kind)) for view, person, kind in row["owners"]},
         )
 
     async def gallery_sizes(self) -> tuple[int, int]:

@@ -53,7 +53,7 @@ from visitlens.identity.decisions import (
     visit_change,
 )
 from visitlens.identity.group_commit import GroupCommit
-from visitlens.ports import Clock, DbScope, Gallery, GalleryRow, PersonKind
+from visitlens.ports import Clock, DbScope, Gallery, GalleryRow, Nearest, PersonKind
 from visitlens.tenancy.object_keys import require_camera_key
 from visitlens.vision.demographics import person_demographics, signed_evidence
 from visitlens.vision.types import Floats
@@ -200,9 +200,11 @@ class Survey:
     cameras: dict[UUID, CameraSite]
     busy: list[frozenset[UUID]]
     """Per track: people seen at its camera by another track during its time."""
-    alive: set[UUID]
-    """Of the gallery's hits, the people still a customer or an active staff member (vectors
-    outlive an aborted write or an erasure)."""
+    owners: dict[UUID, tuple[UUID, PersonKind]]
+    """Of the gallery's hits, the views still kept, each with its person — a customer, or a
+    staff member still active. Vectors outlive an aborted write, an erasure, a view replaced by
+    a better one (deleted from the gallery a moment later) and a merge (the view now is the
+    other person's): the database, read in this transaction, has the last word."""
 
 
 class IngestUnit(Protocol):
@@ -218,12 +220,12 @@ class IngestUnit(Protocol):
         *,
         senders: Set[tuple[str, UUID]] = frozenset(),
         tracks: Sequence[Track] = (),
-        people: Set[UUID] = frozenset(),
+        views: Set[UUID] = frozenset(),
         max_pass: timedelta = timedelta(0),
     ) -> Survey:
         """The unit's reads before it decides: which ``senders`` (principal kind, subject) may no
         longer act, what the events (``keys``) already made, the ``tracks``' cameras and busy
-        people (passes last at most ``max_pass``), and which of ``people`` still exist."""
+        people (passes last at most ``max_pass``), and whose each of ``views`` is."""
         ...
 
     async def gallery_sizes(self) -> tuple[int, int]:
@@ -467,14 +469,14 @@ class IngestService:
             async with self._store.unit(scope) as unit:
                 # Whoever sent them may still act (key not revoked, user not disabled, tenant
                 # active), read where the events are recorded: a deactivation ends every token
-                # at once, also for events already on their way in. Gallery hits count only for
-                # people who still exist, read under this transaction's snapshot.
+                # at once, also for events already on their way in. Gallery hits count only as
+                # views still kept, of their present people, read under this snapshot.
                 survey = await unit.survey(
                     tenant_id,
                     [items[i].key for i in indices],
                     senders={(senders[i].kind.value, senders[i].subject) for i in indices},
                     tracks=[items[i].track for i in indices],
-                    people=searched.people,
+                    views=searched.views,
                     max_pass=timedelta(seconds=self._settings.max_pass_s),
                 )
                 busy = dict(zip(indices, survey.busy, strict=True))
@@ -507,8 +509,7 @@ class IngestService:
                     if track.staff_by_edge:
                         decision = Decision(Outcome.STAFF, None, None)
                     else:
-                        found = [[c for c in per if c.person_id in survey.alive]
-                                 for per in searched.shots[position[i]]]  # fmt: skip
+                        found = _candidates(searched.shots[position[i]], survey.owners)
                         shots = batch.extend(found, track, self._settings.top_k)
                         decision = decide(
                             shots, self._settings, busy[i] | batch.busy(track), thresholds
@@ -578,23 +579,23 @@ class IngestService:
         return result
 
     async def _search(self, tracks: list[Track]) -> _Searched:
-        """Per track, per shot: gallery candidates. One multi-vector search for every shot of the
-        batch (staff recognised on the edge need none)."""
+        """Per track, per shot: the nearest views. One multi-vector search for every shot of the
+        batch (staff recognised on the edge need none); whose each view is, the unit's survey
+        reads."""
         wanted = [n for n, t in enumerate(tracks) if not t.staff_by_edge]
         out = _Searched([[] for _ in tracks], set())
         if not wanted:
             return out
         vectors = np.stack([s.embedding for n in wanted for s in tracks[n].shots])
-        hits = await self._gallery.search(
+        hits = await self._gallery.nearest_views(
             tracks[wanted[0]].tenant_id, vectors, self._settings.top_k
         )
         start = 0
         for n in wanted:
             count = len(tracks[n].shots)
-            out.shots[n] = [[Candidate(h.person_id, h.kind, h.similarity) for h in per]
-                           for per in hits[start : start + count]]  # fmt: skip
+            out.shots[n] = hits[start : start + count]
             start += count
-        out.people.update(h.person_id for per in hits for h in per)
+        out.views.update(h.view_id for per in hits for h in per)
         return out
 
     async def _thresholds(self, tenant_id: UUID, unit: IngestUnit) -> Thresholds:
@@ -772,8 +773,17 @@ class _Refusal(Exception):
 
 @dataclass(slots=True)
 class _Searched:
-    shots: list[list[list[Candidate]]]
-    people: set[UUID]
+    shots: list[list[list[Nearest]]]
+    """Per track, per shot: the gallery's nearest views."""
+    views: set[UUID]
+
+
+def _candidates(
+    shots: list[list[Nearest]], owners: dict[UUID, tuple[UUID, PersonKind]]
+) -> list[list[Candidate]]:
+    """The hits of a track's shots whose views are still kept, as their people's candidates."""
+    return [[Candidate(*owners[h.view_id], h.similarity) for h in per if h.view_id in owners]
+            for per in shots]  # fmt: skip
 
 
 def _sighting_of(outcome: IngestResult | VisitlensError | None) -> UUID | None:
