@@ -173,7 +173,9 @@ async def _seed(settings: Settings, stored: int, rng: np.random.Generator, serve
     if server:
         await asyncio.to_thread(_compact, endpoints.milvus_uri, gallery.collection)
         await asyncio.to_thread(_wait_indexed, endpoints.milvus_uri, gallery.collection)
-    settle = await asyncio.to_thread(_wait_quiet)
+    settle = await asyncio.to_thread(
+        _wait_quiet, endpoints.milvus_uri if server else None, gallery.collection
+    )
     index_s = time.monotonic() - started
     _, auth = wiring.auth(settings, db)
     tokens = [(await auth.grant_api_key(key)).access_token for key in keys]
@@ -187,6 +189,9 @@ QUIET_CORES = 0.1
 """Milvus (the server, or Lite) counts as settled once it uses less than this over
 ``QUIET_WINDOW_S``."""
 QUIET_WINDOW_S = 10.0
+QUIET_WINDOWS = 7
+"""Windows in a row: longer than the server's compaction check (every 60 s), so a pause between
+two rounds of merging and re-indexing is not taken for the end of them."""
 QUIET_TIMEOUT_S = 900.0
 """At most this long: a freshly loaded 1M collection can keep the server merging and re-indexing
 for longer (measured: more than ten minutes); the run then starts anyway, marked unsettled."""
@@ -208,23 +213,49 @@ def _cpu_of(processes: list[psutil.Process]) -> float:
     return seconds
 
 
-def _wait_quiet(timeout_s: float = QUIET_TIMEOUT_S, windows: int = 3) -> dict[str, Any]:
-    """Until the Milvus server's background work after a bulk load (segment merges, their index
-    builds) is done — less than ``QUIET_CORES`` of CPU over ``windows`` windows in a row — or
-    ``timeout_s``: what it was is recorded with the run, never hidden."""
+SEALED = 3
+"""``SegmentState.Sealed`` in Milvus's protocol."""
+
+
+def _served_segments(uri: str, collection: str) -> dict[str, int]:
+    """What the server's query node searches: sealed segments with their index loaded, and
+    any other (growing, or sealed but still searched without its index)."""
+    from pymilvus import connections, utility
+
+    alias = f"bench-{uuid.uuid4().hex[:8]}"
+    connections.connect(alias=alias, uri=uri)
+    try:
+        segments = utility.get_query_segment_info(collection, using=alias)
+    finally:
+        connections.disconnect(alias)
+    indexed = [s for s in segments if s.state == SEALED and s.index_name]
+    return {"indexed": len(indexed), "other": len(segments) - len(indexed),
+            "rows": sum(s.num_rows for s in segments)}  # fmt: skip
+
+
+def _wait_quiet(
+    uri: str | None, collection: str, timeout_s: float = QUIET_TIMEOUT_S
+) -> dict[str, Any]:
+    """Until Milvus's background work after a bulk load (segment merges, their index builds, the
+    query node loading the indexed segments) is over, or ``timeout_s``: what it was is recorded
+    with the run, never hidden. Over: less than ``QUIET_CORES`` of CPU for ``QUIET_WINDOWS``
+    windows in a row and, on a server (``uri``), every segment it searches sealed and searched
+    through its index (otherwise a search scans rows, and the run would time the hand-over)."""
     began = time.monotonic()
     quiet, used = 0, 0.0
+    served: dict[str, int] = {}
     while time.monotonic() - began < timeout_s:
         processes = _milvus_processes()
         before = _cpu_of(processes)
         time.sleep(QUIET_WINDOW_S)
         used = (_cpu_of(processes) - before) / QUIET_WINDOW_S
-        quiet = quiet + 1 if used < QUIET_CORES else 0
-        if quiet >= windows:
+        served = _served_segments(uri, collection) if uri else {}
+        quiet = quiet + 1 if used < QUIET_CORES and not served.get("other") else 0
+        if quiet >= QUIET_WINDOWS:
             break
-        logger.info("Milvus after the load: %.2f cores", used)
-    return {"settled": quiet >= windows, "waited_s": round(time.monotonic() - began, 1),
-            "milvus_cores_at_start": round(used, 2)}  # fmt: skip
+        logger.info("Milvus after the load: %.2f cores, segments %s", used, served)
+    return {"settled": quiet >= QUIET_WINDOWS, "waited_s": round(time.monotonic() - began, 1),
+            "milvus_cores_at_start": round(used, 2), "segments": served}  # fmt: skip
 
 
 def _compact(uri: str, collection: str, timeout_s: float = 1800) -> None:
