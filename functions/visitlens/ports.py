@@ -134,8 +134,9 @@ class Gallery(Protocol):
     def discard_views(self, tenant_id: UUID, view_ids: Sequence[UUID]) -> None:
         """Views their person no longer keeps (replaced by better ones): deleted soon, off the
         caller's path, together with others. Until then a search may still return them; they
-        are views of a person who exists, so a match through one is still that person. (A
-        delete lost with its instance leaves such a view until the person is erased.)"""
+        are views of a person who exists, so a match through one is still that person (ingest,
+        which reads whose each hit is from the database, ignores them at once). A delete lost
+        with its instance leaves such a view until the person is erased."""
         ...
 
 
