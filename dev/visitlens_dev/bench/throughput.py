@@ -194,7 +194,7 @@ QUIET_WINDOWS = 7
 two rounds of merging and re-indexing is not taken for the end of them."""
 QUIET_TIMEOUT_S = 2400.0
 """At most this long. A freshly loaded 1M collection keeps the server merging segments in rounds
-and re-indexing each merged one for a quarter of an hour and more (measured: 20 → 11 → 6 → 4 → 2
+and re-indexing each merged one for a quarter of an hour and more (measured: 20 → 11 → 6 → 4 → 3
 segments, ~1.9 cores throughout, with 30 s lulls between rounds); the run then starts anyway,
 marked unsettled."""
 
