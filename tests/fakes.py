@@ -21,12 +21,12 @@ import numpy as np
 from visitlens.auth.principal import Principal
 from visitlens.contracts import DemographicsEstimate
 from visitlens.errors import NotFound, PayloadTooLarge, TransientError
-from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitChange
+from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitAction
 from visitlens.identity.ingest import (
     CameraSite,
+    CustomerPass,
     EventKey,
     LockedCustomer,
-    Shot,
     StoredSighting,
     Survey,
     Track,
@@ -299,14 +299,6 @@ class FakeIngestUnit:
     def _sighting(self, sighting_id: UUID) -> dict[str, Any]:
         return next(s for s in self.state.sightings.values() if s["id"] == sighting_id)
 
-    async def add_customer(self, track: Track) -> UUID:
-        customer_id = uuid4()
-        self.state.customers[customer_id] = {
-            "visit_count": 0, "first_seen_at": track.first_seen, "last_seen_at": track.last_seen,
-            "gender_score": 0.0, "age_band_votes": {}, "gender": None, "age_band": None,
-        }  # fmt: skip
-        return customer_id
-
     async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
         if customer_id not in self.state.customers:
             return None
@@ -320,52 +312,50 @@ class FakeIngestUnit:
         _, visit_id, v = max(mine, key=lambda m: m[0])
         return LockedCustomer(OpenVisit(visit_id, v["started_at"], v["ended_at"]), views)
 
-    def _touch(self, customer_id: UUID, track: Track) -> dict[str, Any]:
-        c = self.state.customers[customer_id]
-        c["last_seen_at"] = max(c["last_seen_at"], track.last_seen)
-        c["first_seen_at"] = min(c["first_seen_at"], track.first_seen)
-        return c
-
-    async def extend_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
-    ) -> int:
-        assert change.visit_id is not None
-        v = self.state.visits[change.visit_id]
-        v.update(started_at=change.started_at, ended_at=change.ended_at)
-        v["sighting_count"] += 1
-        self._link(sighting_id, customer_id, change.visit_id, opened=False)
-        return int(self._touch(customer_id, track)["visit_count"])
-
-    async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
-        sighting_id: UUID,
-    ) -> tuple[UUID, int]:  # fmt: skip
-        visit_id = uuid4()
-        self.state.visits[visit_id] = {
-            "customer_id": customer_id, "site_id": track.site_id, "started_at": change.started_at,
-            "ended_at": change.ended_at, "is_new": is_new, "sighting_count": 1,
+    async def record_pass(
+        self, key: EventKey, track: Track, decision: Decision, write: CustomerPass
+    ) -> tuple[UUID, int] | None:
+        at = (track.tenant_id, key.source, key.event_id)
+        if at in self.state.sightings:
+            return None
+        change, opened = write.change, write.change.action is VisitAction.OPEN
+        if write.new_customer:
+            self.state.customers[write.customer_id] = {
+                "visit_count": 0, "first_seen_at": track.first_seen,
+                "last_seen_at": track.last_seen, "gender_score": 0.0, "age_band_votes": {},
+                "gender": None, "age_band": None,
+            }  # fmt: skip
+        customer = self.state.customers[write.customer_id]
+        customer["last_seen_at"] = max(customer["last_seen_at"], track.last_seen)
+        customer["first_seen_at"] = min(customer["first_seen_at"], track.first_seen)
+        if opened:
+            customer["visit_count"] += 1
+            self.state.visits[write.visit_id] = {
+                "customer_id": write.customer_id, "site_id": track.site_id,
+                "started_at": change.started_at, "ended_at": change.ended_at,
+                "is_new": write.new_customer, "sighting_count": 1,
+            }  # fmt: skip
+        else:
+            visit = self.state.visits[write.visit_id]
+            visit.update(started_at=change.started_at, ended_at=change.ended_at)
+            visit["sighting_count"] += 1
+        sighting_id = uuid4()
+        self.state.sightings[at] = {
+            "id": sighting_id, "decision": decision.outcome.value,
+            "customer_id": write.customer_id, "staff_id": None,
+            "similarity": decision.similarity, "digest": key.digest,
+            "visit_id": write.visit_id, "opened": opened, "camera_id": track.camera_id,
+            "track_id": track.track_id, "captured_at": track.first_seen,
+            "last_seen_at": track.last_seen, "gender": None, "age_band": None,
         }  # fmt: skip
-        c = self._touch(customer_id, track)
-        c["visit_count"] += 1
-        self._link(sighting_id, customer_id, visit_id, opened=True)
-        return visit_id, int(c["visit_count"])
-
-    def _link(self, sighting_id: UUID, customer_id: UUID, visit_id: UUID, *, opened: bool) -> None:
-        self._sighting(sighting_id).update(
-            customer_id=customer_id, visit_id=visit_id, opened=opened
-        )
-
-    async def replace_views(
-        self, track: Track, customer_id: UUID, add: Sequence[tuple[UUID, Shot]],
-        remove: Sequence[UUID],
-    ) -> None:  # fmt: skip
-        for view_id in remove:
+        for view_id in write.remove:
             self.state.views.pop(view_id, None)
-        for view_id, shot in add:
+        for view_id, shot in write.add:
             self.state.views[view_id] = {
-                "customer_id": customer_id, "kind": PersonKind.CUSTOMER,
+                "customer_id": write.customer_id, "kind": PersonKind.CUSTOMER,
                 "quality": shot.quality, "embedding": shot.embedding.astype("<f4").tobytes(),
             }  # fmt: skip
+        return sighting_id, int(customer["visit_count"])
 
     async def add_demographics(
         self, sighting_id: UUID, customer_id: UUID, estimate: DemographicsEstimate,

@@ -1,9 +1,10 @@
 """The ingest use-case's unit of work in PostgreSQL: :class:`visitlens.identity.ingest.IngestStore`.
 
-Every statement of a pass's sighting, customer, visit, views and demographics, in the transaction
-the use-case opens; row-level security scopes each to the transaction's tenant. What a unit
-reads before it decides (senders still active, stored results, cameras, busy people, whose
-the gallery's hits are) is one statement for the whole batch or group (:meth:`PostgresIngestUnit.survey`).
+A customer's pass is one statement (:meth:`PostgresIngestUnit.record_pass`: its sighting,
+customer, visit and views) in the transaction the use-case opens; row-level security scopes each
+to the transaction's tenant. What a unit reads before it decides (senders still active, stored
+results, cameras, busy people, whose the gallery's hits are) is one statement for the whole batch
+or group (:meth:`PostgresIngestUnit.survey`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import numpy as np
 
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.contracts import DemographicsEstimate
-from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitChange
+from visitlens.errors import Busy
+from visitlens.identity.decisions import Decision, OpenVisit, Outcome, View, VisitAction
 from visitlens.identity.ingest import (
     CameraSite,
+    CustomerPass,
     EventKey,
     LockedCustomer,
-    Shot,
     StoredSighting,
     Survey,
     Track,
@@ -157,14 +159,6 @@ class PostgresIngestUnit:
         )  # fmt: skip
         return sighting_id
 
-    async def add_customer(self, track: Track) -> UUID:
-        customer_id: UUID = await self._conn.fetchval(
-            "INSERT INTO customers (tenant_id, first_seen_at, last_seen_at, first_site_id, "
-            "visit_count) VALUES ($1, $2, $3, $4, 0) RETURNING id",
-            track.tenant_id, track.first_seen, track.last_seen, track.site_id,
-        )  # fmt: skip
-        return customer_id
-
     async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
         """The customer's row lock serialises every change to their visits; their latest visit at
         this site and their stored views come with it (one round trip)."""
@@ -190,59 +184,60 @@ class PostgresIngestUnit:
         ]
         return LockedCustomer(latest, views)
 
-    async def extend_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
-    ) -> int:
-        visits: int = await self._conn.fetchval(
-            "WITH v AS (UPDATE visits SET started_at = $4, ended_at = $5, "
-            "sighting_count = sighting_count + 1, updated_at = now() WHERE id = $6), "
-            "s AS (UPDATE sightings SET customer_id = $1, visit_id = $6, opened_visit = false "
-            "WHERE id = $7) "
-            "UPDATE customers SET last_seen_at = greatest(last_seen_at, $2), "
-            "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-            "WHERE id = $1 RETURNING visit_count",
-            customer_id, track.last_seen, track.first_seen, change.started_at, change.ended_at,
-            change.visit_id, sighting_id,
-        )  # fmt: skip
-        return visits
-
-    async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
-        sighting_id: UUID,
-    ) -> tuple[UUID, int]:  # fmt: skip
+    async def record_pass(
+        self, key: EventKey, track: Track, decision: Decision, write: CustomerPass
+    ) -> tuple[UUID, int] | None:
+        """One statement, one round trip: the sighting, and only if it is new (the unique key
+        of the event decides, as in :meth:`add_sighting`), the customer created or updated, the
+        visit opened or extended and the views kept and dropped. The ids of the new rows come
+        from the caller, so every row is written once, already linked (no insert-then-update of
+        the sighting). Foreign keys are checked at the end of the statement, after the
+        customer's and the visit's rows exist."""
+        change = write.change
+        opened = change.action is VisitAction.OPEN
         row = await self._conn.fetchrow(
-            "WITH v AS (INSERT INTO visits (tenant_id, site_id, customer_id, started_at, "
-            "ended_at, is_new) VALUES ($4, $5, $1, $6, $7, $8) RETURNING id), "
-            "c AS (UPDATE customers SET visit_count = visit_count + 1, "
-            "last_seen_at = greatest(last_seen_at, $2), "
-            "first_seen_at = least(first_seen_at, $3), updated_at = now() "
-            "WHERE id = $1 RETURNING visit_count), "
-            "s AS (UPDATE sightings SET customer_id = $1, visit_id = (SELECT id FROM v), "
-            "opened_visit = true WHERE id = $9) "
-            "SELECT v.id, c.visit_count FROM v, c",
-            customer_id, track.last_seen, track.first_seen, track.tenant_id, track.site_id,
-            change.started_at, change.ended_at, is_new, sighting_id,
+            "WITH s AS (INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
+            "  ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
+            "  snapshot_key, ce_digest, customer_id, visit_id, opened_visit) "
+            "  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+            "  $18::boolean) "
+            "  ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id), "
+            "created AS (INSERT INTO customers (id, tenant_id, first_seen_at, last_seen_at, "
+            "  first_site_id, visit_count) SELECT $15, $1, $7, $8, $2, 1 FROM s "
+            "  WHERE $17::boolean RETURNING visit_count), "
+            "updated AS (UPDATE customers SET visit_count = visit_count + ($18::boolean)::int, "
+            "  last_seen_at = greatest(last_seen_at, $8), first_seen_at = least(first_seen_at, $7), "
+            "  updated_at = now() WHERE id = $15 AND NOT $17::boolean AND EXISTS (SELECT FROM s) "
+            "  RETURNING visit_count), "
+            "opened AS (INSERT INTO visits (id, tenant_id, site_id, customer_id, started_at, "
+            "  ended_at, is_new) SELECT $16, $1, $2, $15, $19, $20, $17::boolean FROM s "
+            "  WHERE $18::boolean), "
+            "extended AS (UPDATE visits SET started_at = $19, ended_at = $20, "
+            "  sighting_count = sighting_count + 1, updated_at = now() "
+            "  WHERE id = $16 AND NOT $18::boolean AND EXISTS (SELECT FROM s)), "
+            "gone AS (DELETE FROM person_embeddings WHERE id = ANY($21::uuid[]) "
+            "  AND EXISTS (SELECT FROM s)), "
+            "kept AS (INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, "
+            "  model_id, dim, quality, source, snapshot_key, embedding) "
+            "  SELECT v, $1, 'customer', $15, $22, $23, q, 'track', $13, e "
+            "  FROM unnest($24::uuid[], $25::real[], $26::bytea[]) AS t(v, q, e) "
+            "  WHERE EXISTS (SELECT FROM s)) "
+            "SELECT s.id, coalesce((SELECT visit_count FROM created), "
+            "  (SELECT visit_count FROM updated)) AS visits FROM s",
+            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
+            key.event_type, track.first_seen, track.last_seen, track.track_id,
+            decision.outcome.value, decision.similarity,
+            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
+            write.customer_id, write.visit_id, write.new_customer, opened,
+            change.started_at, change.ended_at, list(write.remove), track.model_id, track.dim,
+            [view_id for view_id, _ in write.add], [shot.quality for _, shot in write.add],
+            [shot.embedding.astype("<f4").tobytes() for _, shot in write.add],
         )  # fmt: skip
-        assert row is not None  # the customer row is locked (or created) by this transaction
-        return row["id"], row["visit_count"]
-
-    async def replace_views(
-        self,
-        track: Track,
-        customer_id: UUID,
-        add: Sequence[tuple[UUID, Shot]],
-        remove: Sequence[UUID],
-    ) -> None:
-        await self._conn.execute(
-            "WITH gone AS (DELETE FROM person_embeddings WHERE id = ANY($9::uuid[])) "
-            "INSERT INTO person_embeddings (id, tenant_id, person_kind, customer_id, model_id, "
-            "dim, quality, source, snapshot_key, embedding) "
-            "SELECT v, $2, 'customer', $3, $4, $5, q, 'track', $7, e "
-            "FROM unnest($1::uuid[], $6::real[], $8::bytea[]) AS t(v, q, e)",
-            [view_id for view_id, _ in add], track.tenant_id, customer_id, track.model_id,
-            track.dim, [shot.quality for _, shot in add], track.snapshot_key,
-            [shot.embedding.astype("<f4").tobytes() for _, shot in add], list(remove),
-        )  # fmt: skip
+        if row is None:
+            return None
+        if row["visits"] is None:
+            raise Busy("the matched customer was erased meanwhile; deciding again")
+        return row["id"], row["visits"]
 
     async def add_demographics(
         self,

@@ -176,6 +176,23 @@ class LockedCustomer:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerPass:
+    """What a customer's pass writes besides its sighting, decided before anything is written:
+    the ids of the rows it creates are chosen here, so the unit writes each row once."""
+
+    customer_id: UUID
+    new_customer: bool
+    """A customer created by this pass (their first visit opens with it)."""
+    change: VisitChange
+    visit_id: UUID
+    """The visit extended, or the id of the one opened."""
+    add: Sequence[tuple[UUID, Shot]]
+    """Shots of the track kept as the customer's views, each with its new view id."""
+    remove: Sequence[UUID]
+    """The customer's stored views they replace."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSighting:
     """What an event already made (its sighting), for the answer to a replay."""
 
@@ -233,38 +250,21 @@ class IngestUnit(Protocol):
         ...
 
     async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:
-        """The new sighting's id (a staff decision names the member on it); None if the event's
+        """A staff member's pass: the new sighting's id (naming the member); None if the event's
         sighting exists already."""
         ...
 
-    async def add_customer(self, track: Track) -> UUID: ...
     async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
         """Locks the customer (every change to their visits is serialised): their latest visit at
         the site and their stored views; None if they no longer exist."""
         ...
 
-    async def extend_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, sighting_id: UUID
-    ) -> int:
-        """The visit extended and the sighting linked to it: the customer's visit count after."""
-        ...
-
-    async def open_visit(
-        self, change: VisitChange, customer_id: UUID, track: Track, is_new: bool,
-        sighting_id: UUID,
-    ) -> tuple[UUID, int]:  # fmt: skip
-        """The visit opened and the sighting linked to it: its id and the customer's visit
-        count."""
-        ...
-
-    async def replace_views(
-        self,
-        track: Track,
-        customer_id: UUID,
-        add: Sequence[tuple[UUID, Shot]],
-        remove: Sequence[UUID],
-    ) -> None:
-        """The customer's stored views: ``add`` (from the track) kept, ``remove`` dropped."""
+    async def record_pass(
+        self, key: EventKey, track: Track, decision: Decision, write: CustomerPass
+    ) -> tuple[UUID, int] | None:
+        """A customer's pass (new or returning): its sighting, and, only if the event's sighting
+        did not exist yet, everything ``write`` says. The sighting's id and the customer's visit
+        count after it; None if the event's sighting exists already (nothing is written)."""
         ...
 
     async def add_demographics(
@@ -563,19 +563,21 @@ class IngestService:
         dirty: list[tuple[UUID, datetime]],
     ) -> IngestResult:
         """The sighting, keyed by the event (if a concurrent delivery, or an earlier copy in this
-        batch, won: its result), then the customer, visit, views and demographics it changes."""
-        sighting_id = await unit.add_sighting(key, track, decision)
-        if sighting_id is None:
-            stored = (await unit.survey(track.tenant_id, [key])).stored
-            replay = _replayed(stored.get((key.source, key.event_id)), key)
-            assert replay is not None
-            return replay
+        batch, won: its result), with the customer, visit, views and demographics it changes."""
+        if decision.outcome is Outcome.STAFF:  # the member is named on the sighting
+            sighting_id = await unit.add_sighting(key, track, decision)
+            if sighting_id is None:
+                return await _replay(unit, key, track)
+            return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
+                                decision.similarity, False, None, False)  # fmt: skip
         result = await self._apply(
-            unit, track, decision, sighting_id, timedelta(seconds=site.visit_window_s),
+            unit, key, track, decision, timedelta(seconds=site.visit_window_s),
             new_views, dropped, dirty,
         )  # fmt: skip
+        if result is None:
+            return await _replay(unit, key, track)
         if track.demographics is not None and site.demographics_enabled:
-            await _record_demographics(unit, track.demographics, sighting_id, result)
+            await _record_demographics(unit, track.demographics, result.sighting_id, result)
         return result
 
     async def _search(self, tracks: list[Track]) -> _Searched:
@@ -635,22 +637,21 @@ class IngestService:
     async def _apply(
         self,
         unit: IngestUnit,
+        key: EventKey,
         track: Track,
         decision: Decision,
-        sighting_id: UUID,
         window: timedelta,
         new_views: list[GalleryRow],
         dropped: list[UUID],
         dirty: list[tuple[UUID, datetime]],
-    ) -> IngestResult:
-        if decision.outcome is Outcome.STAFF:  # the member is on the sighting already
-            return IngestResult(sighting_id, Outcome.STAFF, None, decision.person_id,
-                                decision.similarity, False, None, False)  # fmt: skip
-
+    ) -> IngestResult | None:
+        """A customer's pass, new or returning: decided in full first (a returning customer is
+        locked and read for it), then written in one go. None if the event's sighting exists
+        already (a copy won): nothing was written."""
         stored: list[View] = []  # a customer created by this event has no views yet
+        latest: OpenVisit | None = None
         if decision.outcome is Outcome.NEW:
-            customer_id = await unit.add_customer(track)
-            latest = None
+            customer_id = uuid.uuid4()
         else:
             assert decision.person_id is not None
             customer_id = decision.person_id
@@ -661,47 +662,40 @@ class IngestService:
 
         change = visit_change(latest, track.first_seen, track.last_seen, window)
         opened = change.action is VisitAction.OPEN
-        if change.action is VisitAction.EXTEND:
-            assert change.visit_id is not None
-            visit_id = change.visit_id
-            visits = await unit.extend_visit(change, customer_id, track, sighting_id)
-        else:
-            visit_id, visits = await unit.open_visit(
-                change, customer_id, track, decision.outcome is Outcome.NEW, sighting_id
-            )
+        visit_id = uuid.uuid4() if change.visit_id is None else change.visit_id
+        update = choose_views(stored, [(s.embedding, s.quality) for s in track.shots],
+                              self._settings)  # fmt: skip
+        views = [(uuid.uuid4(), track.shots[index]) for index in update.add]
+        is_new = decision.outcome is Outcome.NEW
+        written = await unit.record_pass(
+            key, track, decision,
+            CustomerPass(customer_id, is_new, change, visit_id, views, update.remove),
+        )  # fmt: skip
+        if written is None:
+            return None
+        sighting_id, visits = written
         # The statistics of the visit's hour (and the hour it moved from) are now stale: marked in
         # this transaction, so no committed visit can be missed by the reports.
-        moved_from = latest.started_at if latest and change.action is VisitAction.EXTEND else None
+        moved_from = latest.started_at if latest and not opened else None
         dirty.extend((track.site_id, t) for t in (change.started_at, moved_from) if t is not None)
-        await self._update_views(unit, track, customer_id, stored, new_views, dropped)
-        return IngestResult(
-            sighting_id, decision.outcome, customer_id, None, decision.similarity,
-            decision.outcome is Outcome.NEW,
-            VisitOutcome(visit_id, change.started_at, change.ended_at, opened, visits),
-            False,
-        )  # fmt: skip
-
-    async def _update_views(
-        self,
-        unit: IngestUnit,
-        track: Track,
-        customer_id: UUID,
-        stored: list[View],
-        new_views: list[GalleryRow],
-        dropped: list[UUID],
-    ) -> None:
-        """The track's shots offered to the customer's stored views."""
-        offered = [(s.embedding, s.quality) for s in track.shots]
-        update = choose_views(stored, offered, self._settings)
-        if not update.add and not update.remove:
-            return
-        views = [(uuid.uuid4(), track.shots[index]) for index in update.add]
-        await unit.replace_views(track, customer_id, views, list(update.remove))
         new_views.extend(
             GalleryRow(view_id, track.tenant_id, customer_id, PersonKind.CUSTOMER, shot.embedding)
             for view_id, shot in views
         )
         dropped.extend(update.remove)
+        return IngestResult(
+            sighting_id, decision.outcome, customer_id, None, decision.similarity, is_new,
+            VisitOutcome(visit_id, change.started_at, change.ended_at, opened, visits), False,
+        )  # fmt: skip
+
+
+async def _replay(unit: IngestUnit, key: EventKey, track: Track) -> IngestResult:
+    """The stored result of an event whose sighting a concurrent copy (or an earlier copy in
+    this batch) wrote first."""
+    stored = (await unit.survey(track.tenant_id, [key])).stored
+    replay = _replayed(stored.get((key.source, key.event_id)), key)
+    assert replay is not None
+    return replay
 
 
 async def _record_demographics(
