@@ -34,8 +34,9 @@ def refuse_nul(data: object, prefix: str) -> None:
                 if "\x00" in str(key):
                     problems.add(path, "keys must not contain NUL characters")
                 stack.append((item, f"{path}.{key}"))
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}.{i}") for i, item in enumerate(value))
+        elif isinstance(value, list):  # numbers (an embedding's hundreds) need no path
+            stack.extend((item, f"{path}.{i}") for i, item in enumerate(value)
+                         if isinstance(item, str | dict | list))  # fmt: skip
     problems.raise_if_any("invalid input: NUL characters")
 
 

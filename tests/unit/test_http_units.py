@@ -15,6 +15,7 @@ from visitlens.http.router import Router
 from visitlens.http.routes.api import ROUTES
 from visitlens.http.surface import EVENT_ROUTES, all_routes, openapi_document
 from visitlens.pagination import decode_cursor, encode_cursor
+from visitlens.validation import refuse_nul
 from visitlens_dev.runtime.gateway import _bucket_matches
 from visitlens_dev.runtime.spec import BucketTrigger, discover, load
 
@@ -97,3 +98,13 @@ def test_bucket_trigger_matching() -> None:
     assert not _bucket_matches(trigger, "s3:ObjectRemoved:Delete", "staff-faces", "t1/a.jpg")
     assert not _bucket_matches(trigger, "s3:ObjectCreated:Put", "faces-raw", "t1/a.jpg")
     assert not _bucket_matches(trigger, "s3:ObjectCreated:Put", "staff-faces", "t2/a.jpg")
+
+
+def test_nul_characters_are_refused_by_path_wherever_they_hide() -> None:
+    shots = [{"embedding": [0.1] * 128, "note": "ok"}, {"embedding": [0.2, "a\x00b"]}]
+    with pytest.raises(InvalidInput) as caught:
+        refuse_nul({"shots": shots, "tags": ["x", ["deep\x00"]], "k\x00": 1}, "data")
+    assert {p.field for p in caught.value.problems} == {
+        "data.shots.1.embedding.1", "data.tags.1.0", "data",
+    }  # fmt: skip
+    refuse_nul({"shots": [{"embedding": [0.1] * 128, "quality": 0.5}]}, "data")  # nothing to say
