@@ -158,6 +158,58 @@ async def test_no_tenant_sees_nothing(
                 await conn.execute(_render(INSERTS[table], ids))
 
 
+async def test_nothing_of_a_tenants_transaction_reaches_the_next_use_of_its_connection(
+    stack_settings: Settings, endpoints: Endpoints, two_tenants: dict[str, Any]
+) -> None:
+    """The pool skips asyncpg's session reset (adapters.postgres): one connection, reused after
+    a committed, a failed and an aborted tenant transaction, starts each next use clean."""
+    one = stack_settings.database.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+    database = Database(endpoints.app_dsn, one)
+    probe = (
+        "SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id', true) AS tenant, "
+        "current_setting('app.system_admin', true) AS admin, "
+        "(SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
+        "AND locktype = 'advisory') AS locks, "
+        "(SELECT count(*) FROM sites) AS sites"
+    )
+
+    async def clean(pid: int | None) -> int:
+        async with database.transaction(DbScope.none()) as conn:
+            row = await conn.fetchrow(probe)
+            assert row is not None
+            assert (row["tenant"], row["admin"], row["locks"], row["sites"]) == ("", "off", 0, 0)
+            assert pid is None or row["pid"] == pid  # the same connection, reused
+            return int(row["pid"])
+
+    async def busy(conn: Connection) -> None:
+        await conn.execute("SELECT pg_advisory_xact_lock(42)")
+        assert await conn.fetchval("SELECT count(*) FROM sites") > 0
+
+    try:
+        pid = await clean(None)
+        async with database.transaction(DbScope(two_tenants["a"])) as conn:
+            await busy(conn)
+        await clean(pid)
+        with pytest.raises(RuntimeError):
+            async with database.transaction(DbScope(two_tenants["a"])) as conn:
+                await busy(conn)
+                raise RuntimeError("the caller fails mid-way")
+        await clean(pid)
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with database.transaction(DbScope(two_tenants["a"])) as conn:
+                await busy(conn)
+                await conn.execute("SELECT 1 / 0")  # the transaction is aborted
+        await clean(pid)
+        assert await database.fetchval_unscoped(
+            "SELECT current_setting('app.tenant_id', true)"
+        ) in (
+            "",
+            None,
+        )
+    finally:
+        await database.close()
+
+
 async def test_tenants_see_only_themselves(db: Database, two_tenants: dict[str, Any]) -> None:
     async with db.transaction(DbScope(two_tenants["a"])) as conn:
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM tenants")]
