@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from visitlens_dev.stack.milvus_server import SERVER_SETTINGS
 
 CHARTS = REPO / "charts"
 SCHEMAS = CHARTS / "schemas"
@@ -142,3 +143,17 @@ def test_the_schemas_say_where_they_come_from() -> None:
     sources = (SCHEMAS / "SOURCES.md").read_text()
     for group in {p.parent.name for p in SCHEMAS.rglob("*.json")}:
         assert group in sources, group
+
+
+def test_production_milvus_runs_with_the_benchmarked_settings() -> None:
+    """The server the benchmarks measure departs from Milvus' defaults exactly as the chart's
+    Milvus does, in both profiles."""
+    for target in ("overlays/dev", "overlays/prod"):
+        milvus = {(d["kind"], d["metadata"]["name"]): d for d in build(target)}[
+            ("Milvus", "visitlens-milvus")
+        ]
+        for key, value in SERVER_SETTINGS.items():
+            found: Any = milvus["spec"]["config"]
+            for part in key.split("."):
+                found = found[part]
+            assert found == value, (target, key)
