@@ -374,8 +374,8 @@ class FakeIngestUnit:
     ) -> None:
         self.state.customers[customer_id].update(gender=gender, age_band=band)
 
-    async def mark_dirty(self, site_id: UUID, instants: Sequence[datetime]) -> None:
-        for instant in instants:
+    async def mark_dirty(self, marks: Sequence[tuple[UUID, datetime]]) -> None:
+        for site_id, instant in marks:
             self.state.dirty.add((site_id, instant.replace(minute=0, second=0, microsecond=0)))
 
 

@@ -268,5 +268,5 @@ class PostgresIngestUnit:
             customer_id, gender, band,
         )  # fmt: skip
 
-    async def mark_dirty(self, site_id: UUID, instants: Sequence[datetime]) -> None:
-        await mark_dirty(self._conn, site_id, *instants)
+    async def mark_dirty(self, marks: Sequence[tuple[UUID, datetime]]) -> None:
+        await mark_dirty(self._conn, marks)

@@ -281,8 +281,10 @@ class IngestUnit(Protocol):
     async def set_customer_demographics(
         self, customer_id: UUID, gender: str | None, band: str | None
     ) -> None: ...
-    async def mark_dirty(self, site_id: UUID, instants: Sequence[datetime]) -> None:
-        """The report hours of ``instants`` at the site are stale (the aggregate outbox)."""
+    async def mark_dirty(self, marks: Sequence[tuple[UUID, datetime]]) -> None:
+        """The report hours of these (site, instant) pairs are stale (the aggregate outbox),
+        marked in one order whatever the order given: two units marking the same hours do not
+        deadlock."""
         ...
 
 
@@ -536,7 +538,7 @@ class IngestService:
                         logged.append(
                             (i, decision, len(new_views) - marks[0], len(dropped) - marks[1])
                         )
-                await _mark_all_dirty(unit, dirty)
+                await unit.mark_dirty(dirty)
                 await self._gallery.insert(new_views)
         except BaseException:
             if new_views:  # the transaction did not commit: take back the vectors it added
@@ -729,16 +731,6 @@ def _replayed(stored: StoredSighting | None, key: EventKey) -> IngestResult | No
         stored.sighting_id, outcome, stored.customer_id, stored.staff_id, stored.similarity,
         outcome is Outcome.NEW, stored.visit, True,
     )  # fmt: skip
-
-
-async def _mark_all_dirty(unit: IngestUnit, dirty: list[tuple[UUID, datetime]]) -> None:
-    """The report hours the batch changed, marked stale at its end, site by site in one order:
-    two batches touching the same hours take the same locks in the same order (no deadlock)."""
-    by_site: dict[UUID, set[datetime]] = {}
-    for site_id, instant in dirty:
-        by_site.setdefault(site_id, set()).add(instant)
-    for site_id in sorted(by_site):
-        await unit.mark_dirty(site_id, sorted(by_site[site_id]))
 
 
 @dataclass(frozen=True, slots=True)

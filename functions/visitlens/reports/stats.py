@@ -169,15 +169,20 @@ async def lock_tenant_stats(conn: Connection) -> None:
     )
 
 
-async def mark_dirty(conn: Connection, site_id: UUID, *instants: datetime) -> None:
-    """Record, in the caller's transaction, that the hours of ``instants`` at ``site_id`` must be
-    recomputed (the outbox the aggregate function drains)."""
+async def mark_dirty(conn: Connection, marks: Sequence[tuple[UUID, datetime]]) -> None:
+    """Record, in the caller's transaction, that the hours of these (site, instant) pairs must be
+    recomputed (the outbox the aggregate function drains): one statement, the rows written in
+    (site, hour) order, so two transactions marking the same hours wait for each other in the
+    same order (no deadlock)."""
+    if not marks:
+        return
     await conn.execute(
         "INSERT INTO stats_dirty (tenant_id, site_id, hour) "
-        "SELECT app_current_tenant(), $1, date_trunc('hour', t) FROM unnest($2::timestamptz[]) t "
+        "SELECT DISTINCT app_current_tenant(), s, date_trunc('hour', t) "
+        "FROM unnest($1::uuid[], $2::timestamptz[]) AS m(s, t) ORDER BY 2, 3 "
         "ON CONFLICT DO NOTHING",
-        site_id,
-        list(instants),
+        [site for site, _ in marks],
+        [instant for _, instant in marks],
     )
 
 
