@@ -166,3 +166,35 @@ def test_recent_views_expire_in_order_filter_by_kind_and_forget_in_step() -> Non
     assert np.array_equal(matrix, eye[[2, 3, 5]])
     recent.expire(10.0)
     assert len(recent) == 0 and recent.matrix.shape == (0, 6)
+
+
+def test_recent_views_stay_row_for_row_through_many_appends_expiries_and_forgets() -> None:
+    """A long run of inserts, expiries and forgetting (the buffer's window moving, compacting and
+    growing): the matrix is always exactly the live views' vectors, oldest first."""
+    from uuid import uuid4
+
+    import numpy as np
+
+    from visitlens.adapters.gallery import _RecentViews
+    from visitlens.ports import GalleryRow, PersonKind
+
+    rng = np.random.default_rng(7)
+    tenant, recent = uuid4(), _RecentViews(8)
+    live: list[tuple[float, GalleryRow]] = []
+    for step in range(400):
+        now = float(step)
+        batch = [GalleryRow(uuid4(), tenant, uuid4(), PersonKind.CUSTOMER,
+                            rng.normal(size=8).astype(np.float32))
+                 for _ in range(int(rng.integers(1, 40)))]  # fmt: skip
+        recent.add(now, batch)
+        live.extend((now, row) for row in batch)
+        recent.expire(now - 5.0)
+        live = [(t, r) for t, r in live if t >= now - 5.0]
+        if step % 37 == 0:  # forget every third live view
+            gone = {r.view_id for _, r in live[::3]}
+            recent.keep([r.view_id not in gone for r in recent.rows])
+            live = [(t, r) for t, r in live if r.view_id not in gone]
+        assert [r.view_id for r in recent.rows] == [r.view_id for _, r in live]
+        expected = np.stack([r.embedding for _, r in live]).astype(np.float32)
+        assert np.array_equal(recent.matrix, expected)
+        assert np.array_equal(recent.times, [t for t, _ in live])
