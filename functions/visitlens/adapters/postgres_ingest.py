@@ -48,6 +48,18 @@ def _stored_sightings(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], 
     return out
 
 
+def _sighting_values(key: EventKey, track: Track, decision: Decision) -> tuple[object, ...]:
+    """$1-$14 of every sighting written, whoever it names: tenant_id, site_id, camera_id,
+    ce_source, ce_id, ce_type, captured_at, last_seen_at, track_id, decision, similarity,
+    quality, snapshot_key, ce_digest."""
+    return (
+        track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
+        key.event_type, track.first_seen, track.last_seen, track.track_id,
+        decision.outcome.value, decision.similarity, max(s.quality for s in track.shots),
+        track.snapshot_key, key.digest,
+    )  # fmt: skip
+
+
 class PostgresIngestStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -146,17 +158,14 @@ class PostgresIngestUnit:
 
     async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:
         sighting_id: UUID | None = await self._conn.fetchval(
-            "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, "
-            "ce_type, captured_at, last_seen_at, track_id, decision, similarity, quality, "
-            "snapshot_key, ce_digest, staff_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
-            "$13,$14,$15) "
+            "INSERT INTO sightings (tenant_id, site_id, camera_id, ce_source, ce_id, ce_type, "
+            "captured_at, last_seen_at, track_id, decision, similarity, quality, snapshot_key, "
+            "ce_digest, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+            "$14, $15) "
             "ON CONFLICT (tenant_id, ce_source, ce_id) DO NOTHING RETURNING id",
-            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
-            key.event_type, track.first_seen, track.last_seen, track.track_id,
-            decision.outcome.value, decision.similarity,
-            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
+            *_sighting_values(key, track, decision),
             decision.person_id if decision.outcome is Outcome.STAFF else None,
-        )  # fmt: skip
+        )
         return sighting_id
 
     async def lock_customer(self, customer_id: UUID, site_id: UUID) -> LockedCustomer | None:
@@ -224,12 +233,8 @@ class PostgresIngestUnit:
             "  WHERE EXISTS (SELECT FROM s)) "
             "SELECT s.id, coalesce((SELECT visit_count FROM created), "
             "  (SELECT visit_count FROM updated)) AS visits FROM s",
-            track.tenant_id, track.site_id, track.camera_id, key.source, key.event_id,
-            key.event_type, track.first_seen, track.last_seen, track.track_id,
-            decision.outcome.value, decision.similarity,
-            max(s.quality for s in track.shots), track.snapshot_key, key.digest,
-            write.customer_id, write.visit_id, write.new_customer, opened,
-            change.started_at, change.ended_at, list(write.remove), track.model_id, track.dim,
+            *_sighting_values(key, track, decision), write.customer_id, write.visit_id,
+            write.new_customer, opened, change.started_at, change.ended_at, list(write.remove), track.model_id, track.dim,
             [view_id for view_id, _ in write.add], [shot.quality for _, shot in write.add],
             [shot.embedding.astype("<f4").tobytes() for _, shot in write.add],
         )  # fmt: skip
