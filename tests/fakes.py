@@ -216,6 +216,9 @@ class FakeIngestUnit:
         max_pass: timedelta = timedelta(0),
     ) -> Survey:
         self.surveys += 1
+        # the bound of each track's busy-people range, computed as the PostgreSQL adapter does
+        # (an instant no border check bounded would overflow here, as it did there)
+        _earliest = [t.first_seen - max_pass for t in tracks]
         state = self.state
         cameras = {t.camera_id: state.cameras[t.camera_id] for t in tracks
                    if t.camera_id in state.cameras}  # fmt: skip

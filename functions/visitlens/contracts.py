@@ -13,10 +13,10 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from visitlens.errors import InvalidInput
-from visitlens.validation import from_validation_error, refuse_nul
+from visitlens.validation import Instant, from_validation_error, refuse_nul
 
 SCHEMA_BASE = "https://schemas.visitlens.dev/events/"
 NORM_TOLERANCE = 0.01
@@ -34,6 +34,9 @@ Embedding = Annotated[
 ]
 ModelId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
 ObjectKey = Annotated[str | None, Field(min_length=1, max_length=1024)]
+AgeBand = Literal["0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65-120"]
+"""The report bands, the only ones the edge's estimate produces
+(``visitlens.vision.demographics.AGE_BANDS``; a unit test keeps the two equal)."""
 
 SEED_MODEL_ID = "sface-2021dec"
 """face.detected v1 carries no model id: by contract its embeddings are SFace 2021dec, 128-D."""
@@ -83,7 +86,7 @@ class FaceDetectedV1(EventData):
     tenant_id: UUID
     site_id: UUID
     camera_id: UUID
-    ts: AwareDatetime
+    ts: Instant
     embedding: Embedding
     det_bbox: BBox
     det_score: Unit | None = None
@@ -97,7 +100,7 @@ class FaceDetectedV1(EventData):
 
 
 class Shot(EventData):
-    ts: AwareDatetime
+    ts: Instant
     embedding: Embedding
     quality: Unit
     det_score: Unit
@@ -112,8 +115,8 @@ class FaceDetectedV2(EventData):
     site_id: UUID
     camera_id: UUID
     track_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    first_seen: AwareDatetime
-    last_seen: AwareDatetime
+    first_seen: Instant
+    last_seen: Instant
     model_id: ModelId
     dim: int = Field(ge=64, le=1024)
     frames_seen: int = Field(ge=1, le=1_000_000)
@@ -140,7 +143,7 @@ class DemographicsEstimate(EventData):
 
     gender: Literal["female", "male", "unknown"]
     gender_confidence: Unit
-    age_band: str | None = Field(pattern=r"^[0-9]{1,3}-[0-9]{1,3}$")
+    age_band: AgeBand | None
 
 
 class FaceDetectedV3(FaceDetectedV2):
@@ -156,8 +159,8 @@ class VisitRecordedV1(EventData):
     visit_id: UUID
     customer_id: UUID
     sighting_id: UUID
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: Instant
+    ended_at: Instant
     is_new_customer: bool
     opened_visit: bool
     similarity: float | None = Field(ge=-1, le=1)
@@ -168,12 +171,12 @@ class VisitRecordedV1(EventData):
 class CustomerProfileV1(EventData):
     tenant_id: UUID
     customer_id: UUID
-    first_seen_at: AwareDatetime
-    last_seen_at: AwareDatetime
+    first_seen_at: Instant
+    last_seen_at: Instant
     visit_count: int = Field(ge=0)
     first_site_id: UUID | None = None
     gender: Literal["female", "male", "unknown"] | None = None
-    age_band: str | None = Field(default=None, pattern=r"^[0-9]{1,3}-[0-9]{1,3}$")
+    age_band: AgeBand | None = None
 
 
 class StaffEnrolledV1(EventData):
@@ -208,7 +211,7 @@ class RetentionPurgedV1(EventData):
     tenant_id: UUID
     run_id: UUID
     bucket: str = Field(min_length=3, max_length=63)
-    older_than: AwareDatetime
+    older_than: Instant
     objects_deleted: int = Field(ge=0)
     pointers_cleared: int = Field(ge=0)
     survivors: int = Field(ge=0)

@@ -3,9 +3,45 @@ as field problems, and inputs PostgreSQL could not store."""
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, ValidationError
 
 from visitlens.errors import FieldProblem, InvalidInput, ProblemList
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Every instant visitlens takes from outside lies in [EARLIEST, LATEST): far enough from
+``datetime.min`` and ``datetime.max`` that any arithmetic on it (a pass's length, a horizon, a
+report bucket, an offset of ±24 h) stays in range. Comparing aware instants cannot overflow."""
+
+
+def _bounded(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
+def bounded_instant(value: datetime) -> datetime:
+    """``value`` if it is aware and within bounds, else ``ValueError`` (for instants read outside
+    a pydantic model, such as a header)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a UTC offset")
+    return _bounded(value)
+
+
+def _bounded_day(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_bounded)]
+"""A timestamp with its UTC offset, bounded (see :data:`EARLIEST`): the type of every datetime in
+an event's data or a request."""
+Day = Annotated[date, AfterValidator(_bounded_day)]
+"""A calendar date from a request, bounded like :data:`Instant`."""
 
 
 def from_validation_error(exc: ValidationError, prefix: str) -> InvalidInput:

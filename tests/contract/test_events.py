@@ -171,3 +171,39 @@ def test_unknown_type_is_rejected() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_data("com.example.other", {})
     assert caught.value.field == "type"
+
+
+def test_age_bands_are_the_closed_set_the_edge_produces() -> None:
+    """The probe stored "999-999", "60-10", "0-0" and "17-93": a band is one of the report bands
+    the edge's estimate can produce, in the schemas and the models alike."""
+    from typing import get_args
+
+    from visitlens.contracts import AgeBand
+    from visitlens.vision.demographics import AGE_BANDS
+
+    assert get_args(AgeBand) == tuple(f"{low}-{high}" for low, high in AGE_BANDS)
+    for event_type in (EventType.FACE_DETECTED_V3, EventType.CUSTOMER_PROFILE_V1):
+        schema_text = json.dumps(schema_for(event_type))
+        assert all(f'"{band}"' in schema_text for band in get_args(AgeBand))
+    data = example_for(EventType.FACE_DETECTED_V3)["data"]
+    for band in ("999-999", "60-10", "0-0", "17-93"):
+        broken = copy.deepcopy(data)
+        broken["demographics"]["age_band"] = band
+        assert list(validator(EventType.FACE_DETECTED_V3).iter_errors(broken))
+        with pytest.raises(InvalidInput) as caught:
+            parse_data(EventType.FACE_DETECTED_V3.value, broken)
+        assert caught.value.problems[0].field.startswith("data.demographics.age_band")
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1970-01-01T00:00:00Z"]
+)
+def test_instants_are_bounded_before_any_arithmetic(when: str) -> None:
+    """Far from datetime.min and .max: the probe's year-1 pass overflowed the unit of work."""
+    data = copy.deepcopy(example_for(EventType.FACE_DETECTED_V2)["data"])
+    data["first_seen"] = data["last_seen"] = when
+    for shot in data["shots"]:
+        shot["ts"] = when
+    with pytest.raises(InvalidInput) as caught:
+        parse_data(EventType.FACE_DETECTED_V2.value, data)
+    assert {p.field for p in caught.value.problems} >= {"data.first_seen", "data.last_seen"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -383,6 +384,54 @@ async def test_a_lone_refusal_beside_replays_refuses_only_itself() -> None:
     assert replay.sighting_id == stored.sighting_id
     assert isinstance(refused, InvalidInput) and refused.field == "data.camera_id"
     assert w.snapshot() == before
+
+
+def poisoned(w: World) -> tuple[EventKey, Track]:
+    """A pass at the very start of the calendar (+14:00), as no border check lets through any
+    more: the unit's own arithmetic on it (the busy-people range) overflows."""
+    key, track = w.track(face())
+    start = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    return key, replace(track, first_seen=start, last_seen=start + timedelta(seconds=5))
+
+
+async def test_an_event_that_breaks_its_group_fails_alone_and_the_group_counts() -> None:
+    """1 poisoned + 32 valid concurrent events of one tenant: the valid ones share units, the
+    poisoned one breaks its unit, and the group is worked again event by event — 32 counted,
+    the poisoned one alone refused, nothing of it stored."""
+    w = World()
+    w.service.check = lambda *args, **kwargs: None  # type: ignore[method-assign]  # past the border
+    valid = [w.track(face()) for _ in range(32)]
+    bad = poisoned(w)
+    events = [*valid[:16], bad, *valid[16:]]
+    results = await asyncio.gather(*(w.ingest(*e) for e in events), return_exceptions=True)
+    failed = results.pop(16)
+    assert isinstance(failed, VisitlensError) and failed.status == 500
+    assert all(isinstance(r, IngestResult) and r.outcome is Outcome.NEW for r in results)
+    assert len(w.store.state.sightings) == 32 and len(w.gallery.rows) == 32
+    assert bad[0].event_id not in {k[2] for k in w.store.state.sightings}
+
+
+async def test_an_event_that_breaks_its_batch_fails_alone_and_the_batch_counts() -> None:
+    w = World()
+    w.service.check = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    items = [Submission(*w.track(face())) for _ in range(8)]
+    items.insert(3, Submission(*poisoned(w)))
+    outcomes = await w.service.ingest_many(w.worker, items)
+    assert isinstance(outcomes[3], VisitlensError) and outcomes[3].status == 500
+    rest = outcomes[:3] + outcomes[4:]
+    assert all(isinstance(r, IngestResult) and r.outcome is Outcome.NEW for r in rest)
+    assert len(w.store.state.sightings) == 8
+
+
+async def test_a_dependency_down_fails_the_group_once_not_event_by_event() -> None:
+    """A transient failure fails every event alike: raised for the whole group at once, not
+    retried event by event (each would meet it again)."""
+    w = World()
+    tracks = [w.track(face()) for _ in range(4)]
+    w.gallery.fail_next_insert = True
+    results = await asyncio.gather(*(w.ingest(*t) for t in tracks), return_exceptions=True)
+    assert all(isinstance(r, TransientError) for r in results)
+    assert len(w.store.units) == w.service.groups  # one unit per group, none per event
 
 
 async def test_a_gallery_outage_fails_the_whole_group_and_its_retry_counts_once() -> None:

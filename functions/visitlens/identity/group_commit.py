@@ -26,7 +26,10 @@ class _Key(Generic[T, R]):
 
 class GroupCommit(Generic[K, T, R]):
     """``run(key, items)`` answers a group with one result per item, in order; if it raises, every
-    item of that group gets the exception (each would have met the same failure alone)."""
+    item of that group gets the exception. So ``run`` answers an item's own failure as that
+    item's result and raises only what would fail each item alike (a dependency down):
+    :meth:`visitlens.identity.ingest.IngestService._ingest_checked` works a failed group again
+    item by item to tell the two apart."""
 
     def __init__(
         self,

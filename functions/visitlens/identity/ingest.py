@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence, Set
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -424,6 +424,41 @@ class IngestService:
         return [o if o is not None else TransientError("not answered") for o in outcomes]
 
     async def _ingest_checked(self, work: _Work) -> None:
+        """``work`` in one unit; if that unit fails for a reason other than a dependency's (a
+        :class:`TransientError` — the database or the gallery down — would fail each event alike
+        and is raised for all), every event is worked again in a unit of its own. So an event
+        that breaks its unit (an input no check foresaw, a bug) fails alone, never its batch or
+        group; its neighbours are answered as if it had not been sent."""
+        try:
+            await self._ingest_retrying(work)
+        except TransientError:
+            raise
+        except Exception:
+            if len(work.indices) == 1:
+                raise
+            logger.warning(
+                "a unit of %d events of tenant %s failed; each is worked again alone",
+                len(work.indices), work.tenant_id, exc_info=True,
+            )  # fmt: skip
+            for i in work.indices:
+                work.outcomes[i] = None
+                await self._ingest_alone(replace(work, indices=[i]))
+
+    async def _ingest_alone(self, work: _Work) -> None:
+        """One event in its own unit; whatever fails it becomes its outcome."""
+        (i,) = work.indices
+        try:
+            await self._ingest_retrying(work)
+        except VisitlensError as error:  # refused for its own reason, or a dependency's
+            work.outcomes[i] = error
+        except Exception:
+            logger.exception(
+                "event %s of tenant %s could not be worked", work.items[i].key.event_id,
+                work.tenant_id,
+            )  # fmt: skip
+            work.outcomes[i] = VisitlensError("the event could not be processed")
+
+    async def _ingest_retrying(self, work: _Work) -> None:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Busy),
             stop=stop_after_attempt(BUSY_ATTEMPTS),

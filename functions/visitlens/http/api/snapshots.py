@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from visitlens.errors import InvalidInput, NotFound
@@ -21,13 +21,14 @@ from visitlens.http.router import Ctx
 from visitlens.ports import ObjectStore
 from visitlens.schemas import Input, Output
 from visitlens.tenancy import audit
+from visitlens.validation import Instant
 
 TRACK_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class SnapshotRequest(Input):
     track_id: str = Field(pattern=TRACK_ID.pattern, description="the track the snapshot shows")
-    captured_at: AwareDatetime = Field(description="time of the shot (the key's date, UTC)")
+    captured_at: Instant = Field(description="time of the shot (the key's date, UTC)")
 
 
 class SnapshotUpload(Output):

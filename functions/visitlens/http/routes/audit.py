@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from visitlens.http.api.scope import tenant_tx
 from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
 from visitlens.schemas import Input, Output
 from visitlens.tenancy.audit_chain import verify_chain
+from visitlens.validation import Instant
 
 
 class AuditQuery(Input):
@@ -25,8 +26,8 @@ class AuditQuery(Input):
     )
     actor_id: UUID | None = None
     target_type: str | None = Field(default=None, max_length=50, pattern=r"^[a-z_]+$")
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(
         default=None, pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page"

@@ -22,6 +22,7 @@ from visitlens.persons.merging import PersonMerger
 from visitlens.ports import ObjectStore, Transactions
 from visitlens.schemas import Input
 from visitlens.tenancy import audit
+from visitlens.validation import Instant
 
 ADMIN = Role.TENANT_ADMIN
 
@@ -109,7 +110,7 @@ async def erase(ctx: Ctx[PersonServices]) -> ErasureOut:
 
 
 class CustomerQuery(PageQuery):
-    seen_since: datetime | None = Field(default=None, description="last seen at or after")
+    seen_since: Instant | None = Field(default=None, description="last seen at or after")
     q: str | None = Field(
         default=None,
         pattern=r"^[0-9a-fA-F-]{1,36}$",

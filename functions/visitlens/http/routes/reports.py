@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import datetime
 from typing import Self
 from uuid import UUID
 
@@ -22,14 +22,15 @@ from visitlens.reports.queries import Granularity, Range
 from visitlens.reports.stats import freshness
 from visitlens.schemas import Input
 from visitlens.tenancy import audit
+from visitlens.validation import Day
 
 MAX_DAYS = 400
 MAX_HOURLY_DAYS = 62
 
 
 class ReportQuery(Input):
-    start: date = Field(description="first local date (the site's time zone), inclusive")
-    end: date = Field(description="last local date, inclusive")
+    start: Day = Field(description="first local date (the site's time zone), inclusive")
+    end: Day = Field(description="last local date, inclusive")
     site_id: UUID | None = Field(default=None, description="one site; default: every visible site")
 
     @model_validator(mode="after")
