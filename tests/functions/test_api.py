@@ -412,6 +412,14 @@ async def test_bad_input_classes(
         (b'{"name": "x", "timezone": "UTC", "extra": 1}', h, 422, "body.extra"),
         (b'{"name": 5, "timezone": "UTC"}', h, 422, "body.name"),
         (b'{"name": "x", "timezone": "Europe/Atlantis"}', h, 422, "body.timezone"),
+        # 256+ characters: ZoneInfo itself fails (ENAMETOOLONG); the name is never handed to it
+        (json.dumps({"name": "x", "timezone": "A" * 300}).encode(), h, 422, "body.timezone"),
+        (
+            json.dumps({"name": "x", "timezone": "../" * 40 + "etc/passwd"}).encode(),
+            h,
+            422,
+            "body.timezone",
+        ),
         (b'{"name": "x", "timezone": "UTC", "visit_window_s": 5}', h, 422, "body.visit_window_s"),
         (b'{"name": "x", "timezone": "UTC"}', {**h, "content-type": "text/plain"}, 415, None),
         (b"\xff\xfe", h, 400, None),
@@ -427,6 +435,16 @@ async def test_bad_input_classes(
     # Every problem at once, not just the first.
     many = await api_client.post(path, headers=h, content=b'{"name": "", "timezone": 1, "x": 2}')
     assert {e["field"] for e in many.json()["errors"]} == {"body.name", "body.timezone", "body.x"}
+    # a PATCH takes the same time zones (the probe's 256+ characters failed there too)
+    site = (await api_client.get(path, headers=h)).json()["items"][0]["id"]
+    response = await api_client.patch(f"{path}/{site}", headers=h, json={"timezone": "A" * 300})
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "body.timezone"
+    # an API key that would have expired already is refused, not created
+    keys = f"/v1/tenants/{world.tenant_id}/api-keys"
+    for past in ("2020-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"):
+        response = await api_client.post(keys, headers=h, json={"name": "k", "expires_at": past})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "body.expires_at"
     assert await count(db, "sites", world.tenant_id) == before
 
 
@@ -438,3 +456,30 @@ async def test_mutations_are_audited(
             r["action"] for r in await conn.fetch("SELECT action FROM audit_log ORDER BY id")
         ]
     assert {"site.create", "camera.create", "user.create", "api_key.create"} <= set(actions)
+
+
+async def test_the_last_active_tenant_admin_cannot_remove_itself(
+    api_client: httpx.AsyncClient, db: Database
+) -> None:
+    """The probe's fuzzer, a tenant admin, disabled and deleted its own account and locked the
+    tenant out: the last active tenant admin can be neither disabled, demoted nor deleted (409
+    with the reason); once another admin exists, it can."""
+    world = await make_world(db, api_client)
+    users = f"/v1/tenants/{world.tenant_id}/users"
+    h = auth(world.admin)
+    listed = (await api_client.get(users, headers=h)).json()["items"]
+    me = next(u["id"] for u in listed if u["email"] == world.admin_email)
+    for change in ({"disabled": True}, {"role": "site_manager", "site_ids": [world.site_a]}):
+        response = await api_client.patch(f"{users}/{me}", headers=h, json=change)
+        assert response.status_code == 409, response.text
+        assert "last active tenant admin" in response.json()["detail"]
+    response = await api_client.delete(f"{users}/{me}", headers=h)
+    assert response.status_code == 409, response.text
+    assert (await api_client.get(f"{users}/{me}", headers=h)).json()["disabled"] is False
+
+    other = await api_client.post(users, headers=h, json={
+        "email": f"second-{world.admin_email}", "role": "tenant_admin", "password": PASSWORD})  # fmt: skip
+    assert other.status_code == 201, other.text
+    assert (
+        await api_client.patch(f"{users}/{me}", headers=h, json={"disabled": True})
+    ).status_code == 200

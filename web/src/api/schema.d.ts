@@ -1022,6 +1022,7 @@ export interface components {
             camera_ids?: string[];
             /**
              * Expires At
+             * @description in the future; none: never
              * @default null
              */
             expires_at?: string | null;
@@ -1318,7 +1319,7 @@ export interface components {
          */
         DemographicsEstimate: {
             /** Age Band */
-            age_band: string | null;
+            age_band: ("0-17" | "18-24" | "25-34" | "35-44" | "45-54" | "55-64" | "65-120") | null;
             /**
              * Gender
              * @enum {string}
@@ -1405,7 +1406,7 @@ export interface components {
              * Age Band
              * @default null
              */
-            age_band?: string | null;
+            age_band?: ("0-17" | "18-24" | "25-34" | "35-44" | "45-54" | "55-64" | "65-120") | null;
             /**
              * Customer Id
              * Format: uuid

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from visitlens.auth.principal import Principal, Role
+from visitlens.errors import Conflict
 from visitlens.http.api.scope import check_role_scope, require_sites_exist, tenant_tx
 from visitlens.http.api.services import ApiServices
 from visitlens.http.api.store import Filter, Table
 from visitlens.http.router import Ctx
 from visitlens.pagination import Page, PageQuery
+from visitlens.ports import Connection
 from visitlens.schemas import UserCreate, UserOut, UserUpdate
 from visitlens.tenancy import audit
 
@@ -17,6 +20,32 @@ USER_COLUMNS = (
     " last_login_at"
 )
 USERS = Table("users", "user", returning=USER_COLUMNS)
+
+
+async def _lock_active_admins(conn: Connection, tenant_id: UUID) -> None:
+    """The tenant's active admins locked for this transaction: two admins disabling each other
+    at once are worked one after the other, so :func:`_keep_an_admin` sees the other's change."""
+    await conn.execute(
+        "SELECT 1 FROM users WHERE tenant_id = $1 AND role = 'tenant_admin' AND NOT disabled "
+        "FOR UPDATE",
+        tenant_id,
+    )
+
+
+async def _keep_an_admin(conn: Connection, principal: Principal, tenant_id: UUID) -> None:
+    """A tenant's users may not leave it without an active tenant admin (the probe's fuzzer locked
+    itself out that way): 409, and the transaction's change is undone. A system admin may."""
+    if principal.role is Role.SYSTEM_ADMIN:
+        return
+    left = await conn.fetchval(
+        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'tenant_admin' "
+        "AND NOT disabled",
+        tenant_id,
+    )
+    if not left:
+        raise Conflict(
+            "this is the tenant's last active tenant admin: make another user tenant admin first"
+        )
 
 
 async def list_users(ctx: Ctx[ApiServices]) -> Page[UserOut]:
@@ -58,6 +87,7 @@ async def update_user(ctx: Ctx[ApiServices]) -> UserOut:
     if body.password is not None:
         changes["password_hash"] = await ctx.services.auth.hash_password(body.password)
     async with tenant_tx(ctx, tenant_id) as conn:
+        await _lock_active_admins(conn, tenant_id)
         current = await USERS.get(conn, user_id, [Filter("tenant_id", tenant_id)])
         role = changes.get("role", current["role"])
         site_ids = changes.get("site_ids", list(current["site_ids"]))
@@ -65,6 +95,7 @@ async def update_user(ctx: Ctx[ApiServices]) -> UserOut:
             check_role_scope(role, site_ids)
             await require_sites_exist(conn, site_ids, "body.site_ids")
         row = await USERS.update(conn, user_id, changes, [Filter("tenant_id", tenant_id)])
+        await _keep_an_admin(conn, ctx.principal, tenant_id)
         if body.disabled or body.password is not None:
             # A disabled account or a new password ends every session of the old one.
             await conn.execute(
@@ -88,5 +119,7 @@ async def delete_user(ctx: Ctx[ApiServices]) -> None:
     tenant_id: UUID = ctx.params["tenant_id"]
     user_id: UUID = ctx.params["user_id"]
     async with tenant_tx(ctx, tenant_id) as conn:
+        await _lock_active_admins(conn, tenant_id)
         await USERS.delete(conn, user_id, [Filter("tenant_id", tenant_id)])
+        await _keep_an_admin(conn, ctx.principal, tenant_id)
         await audit.record(conn, ctx.principal, "user.delete", "user", user_id, tenant_id)
