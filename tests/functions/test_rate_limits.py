@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import statistics
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -154,6 +156,39 @@ async def test_password_hashing_does_not_block_the_event_loop(
 
         await asyncio.gather(*(login(i) for i in range(12)), cheap())
         assert order.index("cheap") < len(order) - 1, order
+
+
+async def test_a_login_burst_leaves_readiness_and_other_routes_alone(
+    api_client: httpx.AsyncClient,
+) -> None:
+    """The probe's burst: 48 concurrent wrong passwords for unknown e-mails (below the
+    per-address limit). The api's own ``/readyz`` (whose object-store check runs in the default
+    executor) stays 200 throughout and a cheap route stays fast: the hashes wait for their
+    permits as coroutines, on a pool of their own. (Timed in ``make bench``; loose here.)"""
+    await api_client.get("/readyz")  # warm: services composed, clients connected
+    done = asyncio.Event()
+    ready: list[int] = []
+    cheap: list[float] = []
+
+    async def login(i: int) -> int:
+        body = wrong_login(f"nobody-{i}-{uuid.uuid4().hex[:6]}@example.com")
+        return (await api_client.post("/v1/auth/token", json=body)).status_code
+
+    async def poll() -> None:
+        while not done.is_set():
+            ready.append((await api_client.get("/readyz")).status_code)
+            started = time.perf_counter()
+            assert (await api_client.get("/.well-known/jwks.json")).status_code == 200
+            cheap.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+
+    poller = asyncio.create_task(poll())
+    statuses = await asyncio.gather(*(login(i) for i in range(48)))
+    done.set()
+    await poller
+    assert statuses == [401] * 48
+    assert ready and set(ready) == {200}, ready
+    assert statistics.quantiles(cheap, n=20)[-1] < 1.0, sorted(cheap)[-5:]
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,9 @@ def test_events_from_their_schemas_never_get_a_server_error(
     headers = {"authorization": f"Bearer {fuzz_world['worker']}"}
     http = httpx.Client(base_url=fuzz_world["base"], timeout=60)
 
+    @settings(
+        max_examples=60, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(generated=_events())
     def check(generated: tuple[str, dict[str, Any], bool]) -> None:
         event = _placed(*generated, world=fuzz_world)
