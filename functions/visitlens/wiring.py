@@ -39,6 +39,7 @@ from visitlens.config import Settings, load_settings
 from visitlens.http import health
 from visitlens.http.api.services import ApiServices
 from visitlens.http.function import Endpoint, RoutedFunction, Served
+from visitlens.http.headers import secured
 from visitlens.http.router import Authenticator, Route, Router
 from visitlens.http.routes import aggregate as aggregate_routes
 from visitlens.http.routes import api as api_routes
@@ -275,7 +276,7 @@ def function(
     configure(settings.log_level, settings.log_format)
     threadpool_limits(limits=1, user_api="blas")
     serve(settings.metrics)
-    handler = observed(name)(FUNCTIONS[name](settings))
+    handler = observed(name)(secured(FUNCTIONS[name](settings)))
     gc.freeze()
     return handler
 

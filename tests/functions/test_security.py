@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from minio import Minio
 
-from tests.conftest import TenantWorld, function_clients, make_world, ok
+from tests.conftest import PASSWORD, TenantWorld, function_clients, make_world, ok
 from tests.functions.test_ingest import T0, counts, person, reply_of, send, track_event
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
@@ -304,3 +304,26 @@ async def test_a_huge_image_is_scaled_down_and_memory_stays_flat(
     )
     assert refused.status_code == 422  # no face in it, said as a field problem
     assert (me.memory_info().rss - baseline) / 2**20 < 200
+
+
+async def test_every_answer_carries_the_security_headers(world: TenantWorld) -> None:
+    """The probe found the token grant cacheable and JSON without nosniff: every function's
+    every answer (a grant, a refusal, a CloudEvent reply) now says nosniff, no-referrer and
+    no-store unless it chose its own caching (the JWK Set), and HSTS when it came over TLS."""
+    async with function_clients("api", "ingest") as clients:
+        api = clients["api"]
+        grant = await api.post("/v1/auth/token", json={
+            "grant_type": "password", "email": world.admin_email, "password": PASSWORD})  # fmt: skip
+        refused = await api.get("/v1/auth/me")
+        keys = await api.get("/.well-known/jwks.json")
+        event = await send(clients["ingest"], track_event(world, person(), T0), world.worker_a)
+        tls = await api.get("/v1/auth/me", headers={"x-forwarded-proto": "https"})
+    assert (grant.status_code, refused.status_code, event.status_code) == (200, 401, 200)
+    for response in (grant, refused, keys, event, tls):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    for response in (grant, refused, event):
+        assert response.headers["cache-control"] == "no-store"
+        assert "strict-transport-security" not in response.headers
+    assert keys.headers["cache-control"].startswith("public")
+    assert tls.headers["strict-transport-security"].startswith("max-age=63072000")

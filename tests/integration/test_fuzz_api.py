@@ -156,7 +156,6 @@ def _events() -> Any:
     return st.one_of(*(_event_data(name) for name in FACE_TYPES))
 
 
-@settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @pytest.mark.parametrize("shape", ["single", "batch"])
 def test_events_from_their_schemas_never_get_a_server_error(
     shape: str, fuzz_world: dict[str, Any]

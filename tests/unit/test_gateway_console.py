@@ -4,12 +4,15 @@ the app."""
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
 from visitlens.adapters.event_tokens import EventTokenIssuer
-from visitlens_dev.runtime.gateway import Gateway
+from visitlens_dev.runtime.gateway import Deployed, Gateway
+from visitlens_dev.runtime.spec import discover
 
 
 def test_console_pages_assets_and_headers(tmp_path: Path) -> None:
@@ -39,3 +42,52 @@ def test_without_a_build_there_is_no_console(tmp_path: Path) -> None:
     gateway = Gateway([], EventTokenIssuer(tmp_path / "issuer"), web_dir=None)
     with TestClient(gateway.app()) as client:
         assert client.get("/").status_code == 404
+
+
+class _ClosesFirst(socketserver.BaseRequestHandler):
+    """A function whose first connection is closed after the request, unanswered (a keep-alive
+    connection it was closing as the request arrived); later ones are answered 200."""
+
+    seen: list[bytes] = []
+
+    def handle(self) -> None:
+        request = self.request.recv(65536)
+        type(self).seen.append(request)
+        if len(type(self).seen) == 1:
+            return  # closed without a byte of answer
+        self.request.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+            b"server: uvicorn\r\nconnection: close\r\n\r\n{}"
+        )
+
+
+def _gateway_to(port: int, tmp_path: Path) -> Gateway:
+    ingest = next(s for s in discover() if s.name == "ingest")
+    deployed = Deployed(ingest, f"http://127.0.0.1:{port}")
+    return Gateway([deployed], EventTokenIssuer(tmp_path / "issuer"), web_dir=None)
+
+
+def test_an_idempotent_request_is_sent_once_more_on_a_stale_connection(tmp_path: Path) -> None:
+    """The probe's 1 in 150 under plain load: a gateway 503 for a connection the function had
+    just closed. A CloudEvent (counted once by its id) or a GET goes out once more; a plain POST
+    does not (it may have been worked). The gateway's answers carry no server banner and the
+    API's security headers, HSTS behind a TLS-terminating ingress."""
+    _ClosesFirst.seen = []
+    with socketserver.TCPServer(("127.0.0.1", 0), _ClosesFirst) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with TestClient(_gateway_to(server.server_address[1], tmp_path).app()) as client:
+                event = client.post("/v1/events", content=b"{}", headers={
+                    "content-type": "application/cloudevents+json"})  # fmt: skip
+                assert event.status_code == 200 and len(_ClosesFirst.seen) == 2
+                assert b"POST /v1/events" in _ClosesFirst.seen[1]
+                assert "server" not in event.headers
+                assert event.headers["x-content-type-options"] == "nosniff"
+                _ClosesFirst.seen = []
+                plain = client.post("/v1/events", json={}, headers={"x-forwarded-proto": "https"})
+                assert plain.status_code == 503 and plain.headers["retry-after"] == "1"
+                assert len(_ClosesFirst.seen) == 1
+                assert plain.headers["strict-transport-security"].startswith("max-age=")
+                assert plain.headers["cache-control"] == "no-store"
+        finally:
+            server.shutdown()

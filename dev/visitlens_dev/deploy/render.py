@@ -21,6 +21,7 @@ import yaml
 from visitlens import __version__
 from visitlens.adapters.event_tokens import broker_audience, function_audience
 from visitlens.http.console import CONSOLE_HEADERS
+from visitlens.http.headers import HSTS
 from visitlens_dev.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -251,8 +252,14 @@ def nginx_conf() -> str:
     headers = "".join(
         f'    add_header {name} "{value}" always;\n' for name, value in CONSOLE_HEADERS.items()
     )
+    # HSTS only where the ingress in front terminated TLS (an empty add_header is not sent)
+    headers += "    add_header strict-transport-security $visitlens_hsts always;\n"
     return (
-        HEADER + "server {\n"
+        HEADER + "map $http_x_forwarded_proto $visitlens_hsts {\n"
+        f'    https "{HSTS}";\n'
+        '    default "";\n'
+        "}\n"
+        "server {\n"
         f"    listen {PORT};\n"
         "    root /usr/share/nginx/html;\n"
         "    server_tokens off;\n"

@@ -35,10 +35,13 @@ from cloudevents.http import CloudEvent, from_http
 from croniter import croniter
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -60,6 +63,7 @@ from visitlens.config import EventAuthSettings
 from visitlens.contracts import PING_TYPE
 from visitlens.errors import Unauthenticated
 from visitlens.http.console import CONSOLE_HEADERS
+from visitlens.http.headers import API_HEADERS, HSTS, over_tls
 from visitlens_dev.runtime.spec import (
     BucketTrigger,
     CloudEventTrigger,
@@ -129,7 +133,10 @@ class Gateway:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self._client = httpx.AsyncClient(timeout=self.policy.timeout_s)
+        self._client = httpx.AsyncClient(
+            timeout=self.policy.timeout_s,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        )
         crons = [
             asyncio.create_task(self._cron_loop(d, t), name=f"cron:{t.name}")
             for d in self.functions
@@ -160,7 +167,9 @@ class Gateway:
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
             )
         )
-        return Starlette(routes=routes, lifespan=self.lifespan)
+        return Starlette(
+            routes=routes, lifespan=self.lifespan, middleware=[Middleware(_SecurityHeaders)]
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -199,18 +208,29 @@ class Gateway:
         url = target.url + request.url.path
         if request.url.query:
             url += "?" + request.url.query
-        try:
-            upstream = await self.client.send(
-                self.client.build_request(
-                    request.method, url, headers=headers, content=request.stream()
-                ),
-                stream=True,  # streamed through: Server-Sent Events and large exports
-            )
-        except httpx.InvalidURL:
-            return JSONResponse({"detail": "not a valid URL", "field": "path"}, 400)
-        except httpx.HTTPError as exc:
-            logger.warning("function %s unreachable: %s", target.spec.name, type(exc).__name__)
-            return JSONResponse({"detail": f"function {target.spec.name} unavailable"}, 503)
+        # An idempotent request is read whole so that it can be sent again: once, if the pooled
+        # keep-alive connection it went out on had just been closed by the function (the
+        # probe's 1 in 150: ReadError before any answer). Anything else streams through.
+        again = _idempotent(request)
+        content = await request.body() if again else request.stream()
+        for attempt in (1, 2):
+            try:
+                upstream = await self.client.send(
+                    self.client.build_request(request.method, url, headers=headers,
+                                              content=content),
+                    stream=True,  # streamed back: Server-Sent Events and large exports
+                )  # fmt: skip
+                break
+            except httpx.InvalidURL:
+                return JSONResponse({"detail": "not a valid URL", "field": "path"}, 400)
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if again and attempt == 1:
+                    logger.info("stale connection to %s (%s): sent once more",
+                                target.spec.name, type(exc).__name__)  # fmt: skip
+                    continue
+                return _unavailable(target, exc)
+            except httpx.HTTPError as exc:
+                return _unavailable(target, exc)
         out_headers = {
             k: v
             for k, v in upstream.headers.items()
@@ -408,6 +428,52 @@ class Gateway:
                 ):
                     yield deployed, minio_event(record, name, bucket, key)
                     break
+
+
+class _SecurityHeaders:
+    """The functions' security headers on every answer the gateway gives, its own (404, 503,
+    the Broker's 202) and the console's included, where the answer did not set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tls = over_tls(Request(scope))
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in API_HEADERS.items():
+                    headers.setdefault(name, value)
+                if tls:
+                    headers.setdefault("strict-transport-security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+KEEPALIVE_EXPIRY_S = 2.0
+"""Pooled connections to the functions are dropped after this long idle: well before uvicorn
+closes an idle keep-alive connection (5 s), so a request is rarely sent on one it is closing."""
+
+
+def _idempotent(request: Request) -> bool:
+    """Safe to send twice: an idempotent method, or a CloudEvent (a function counts an event id
+    once, so a second delivery of one is answered with the first's result)."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"):
+        return True
+    kind = request.headers.get("content-type", "")
+    return "ce-id" in request.headers or kind.startswith("application/cloudevents")
+
+
+def _unavailable(target: Deployed, exc: Exception) -> Response:
+    logger.warning("function %s unreachable: %s", target.spec.name, type(exc).__name__)
+    return JSONResponse(
+        {"detail": f"function {target.spec.name} unavailable"}, 503, headers={"retry-after": "1"}
+    )
 
 
 def _console_page(web_dir: Path | None) -> Response:

@@ -122,6 +122,7 @@ async def serve_gateway(settings: Settings, deployed: list[Deployed]) -> None:
         port=settings.stack.gateway_port,
         log_level="warning",
         lifespan="on",
+        server_header=False,  # no banner naming the server software
     )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
