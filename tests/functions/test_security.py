@@ -16,6 +16,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import from_http
 from minio import Minio
 
 from tests.conftest import PASSWORD, TenantWorld, function_clients, make_world, ok
@@ -240,6 +242,14 @@ async def test_bad_input_is_a_4xx_naming_the_field(
         + ', "data": ' + nested + "}",
     )  # fmt: skip
     assert deep_event.status_code in (400, 413)
+    # a binary-mode CloudEvent is JSON data; the probe's text/plain one was taken
+    ce = from_http({"content-type": "application/cloudevents+json"},
+                   json.dumps(track_event(world, person(), T0)).encode())  # fmt: skip
+    ce_headers, ce_body = to_binary(ce)
+    for media_type in ("text/plain", "application/x-www-form-urlencoded", "image/png"):
+        sent = await clients["ingest"].post("/v1/events", content=ce_body, headers={
+            **dict(ce_headers), **world.auth(world.worker_a), "content-type": media_type})  # fmt: skip
+        assert sent.status_code == 415, (media_type, sent.text)
     for params, field in (
         ({"start": "9999-12-31", "end": "9999-12-31"}, "query.start"),
         ({"start": "2026-11-01", "end": "9999-12-31"}, "query.end"),

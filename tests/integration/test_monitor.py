@@ -113,3 +113,24 @@ async def test_more_changes_than_a_page_in_the_overlap_window_all_arrive(
                 if len(seen) == 600 or time.monotonic() > deadline:
                     break
     assert len(seen) == 600
+
+
+async def test_a_disabled_viewer_gets_no_further_visit(
+    dev_server: DevServer, world: TenantWorld, db: Database
+) -> None:
+    """The probe saw one more visit delivered after its viewer was disabled: whether the viewer
+    may still watch is checked before every page is sent, so the next event is `revoked`."""
+    url = f"{dev_server.base}/v1/tenants/{world.tenant_id}/monitor"
+    users = f"{dev_server.base}/v1/tenants/{world.tenant_id}/users"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=30)) as http:
+        listed = (await http.get(users, headers=world.auth(world.admin))).json()["items"]
+        manager = next(u["id"] for u in listed if u["email"] == world.manager_email)
+        async with http.stream("GET", url, headers=world.auth(world.manager_a)) as response:
+            stream = events(response)
+            assert (await anext(stream))["event"] == "ready"
+            disabled = await http.patch(f"{users}/{manager}", headers=world.auth(world.admin),
+                                        json={"disabled": True})  # fmt: skip
+            assert disabled.status_code == 200, disabled.text
+            await new_visit(db, world)
+            after = await asyncio.wait_for(anext(stream), timeout=20.0)
+            assert after["event"] == "revoked", after

@@ -20,7 +20,13 @@ from starlette.responses import Response
 from visitlens.adapters.logs import log_context, traced
 from visitlens.adapters.metrics import EVENTS_REJECTED
 from visitlens.contracts import PING_TYPE, EventType
-from visitlens.errors import InvalidInput, MalformedBody, PayloadTooLarge, VisitlensError
+from visitlens.errors import (
+    InvalidInput,
+    MalformedBody,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    VisitlensError,
+)
 from visitlens.http.body import read_limited
 from visitlens.http.problems import problem_response
 
@@ -35,12 +41,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
+STRUCTURED_MEDIA_TYPE = "application/cloudevents+json"
 
 
 async def read_event(request: Request, limit: int) -> CloudEvent:
     """A binary or structured CloudEvent within ``limit`` bytes whose context attributes are
     usable as keys: ``id``, ``source`` and ``type`` present, short, free of control characters."""
     body = await read_limited(request, limit)
+    _require_json(request)
     try:
         event = from_http(dict(request.headers), body)
     except (CloudEventError, ValueError, TypeError) as exc:  # the SDK raises all three
@@ -52,9 +60,28 @@ async def read_event(request: Request, limit: int) -> CloudEvent:
     return event
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _require_json(request: Request) -> None:
+    """Structured mode is ``application/cloudevents+json``; in binary mode the content type is
+    the data's, and every event visitlens takes carries JSON data: ``application/json``, a
+    ``+json`` type, or none (a PingSource may leave its ``contentType`` unset; CloudEvents then
+    implies JSON). Another type (the probe's ``text/plain``) is 415, before the SDK guesses."""
+    media_type = _media_type(request)
+    if "ce-specversion" not in request.headers:  # structured, or no CloudEvent at all (400)
+        return
+    if not media_type or media_type == "application/json" or media_type.endswith("+json"):
+        return
+    raise UnsupportedMediaType(
+        f"a CloudEvent is {STRUCTURED_MEDIA_TYPE}, or in binary mode has JSON data "
+        f"(application/json), not {media_type or 'no content type'}"
+    )
+
+
 def is_batch(request: Request) -> bool:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return media_type == BATCH_MEDIA_TYPE
+    return _media_type(request) == BATCH_MEDIA_TYPE
 
 
 async def read_batch(
@@ -109,8 +136,7 @@ def data_digest(canonical: str) -> bytes:
 
 def is_cloudevent(request: Request) -> bool:
     """Binary mode (``ce-specversion`` header) or structured mode (its media type)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return "ce-specversion" in request.headers or media_type == "application/cloudevents+json"
+    return "ce-specversion" in request.headers or _media_type(request) == STRUCTURED_MEDIA_TYPE
 
 
 def is_delivery(request: Request) -> bool:

@@ -25,6 +25,7 @@ from visitlens.adapters.metrics import MONITOR_BACKLOG, MONITOR_STREAMS
 from visitlens.errors import InvalidInput
 from visitlens.http.api.services import ApiServices
 from visitlens.http.router import Ctx
+from visitlens.validation import bounded_instant
 
 logger = logging.getLogger(__name__)
 CHANNEL = "visitlens_visits"
@@ -59,7 +60,7 @@ def parse_event_id(value: str) -> datetime:
     try:
         stamp, _, visit = value.partition("|")
         UUID(visit)
-        return datetime.fromisoformat(stamp)
+        return bounded_instant(datetime.fromisoformat(stamp))
     except ValueError as exc:
         raise InvalidInput(
             "Last-Event-ID is not an id this stream sent", field="last-event-id"
@@ -106,6 +107,13 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                 )
             )
 
+    async def still_active() -> bool:
+        """Whether the viewer may still watch (not disabled, key not revoked, tenant active)."""
+        if await ctx.services.auth.is_active(principal):
+            return True
+        logger.info("monitor: stream of %s ended (access revoked)", principal.subject)
+        return False
+
     async def stream() -> AsyncIterator[ServerSentEvent]:
         wake = await feed.subscribe(tenant_id)
         MONITOR_STREAMS.inc()
@@ -122,6 +130,9 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                 page_after = (cursor - OVERLAP, NIL)
                 while True:  # every page of the overlap window and beyond, then wait
                     rows = await changes(page_after)
+                    if rows and not await still_active():  # checked before every send
+                        yield ServerSentEvent(event="revoked", data="{}")
+                        return
                     MONITOR_BACKLOG.inc(len(rows))
                     backlog += len(rows)
                     for row in rows:
@@ -147,8 +158,7 @@ async def monitor(ctx: Ctx[ApiServices]) -> EventSourceResponse:
                 horizon = cursor - OVERLAP
                 for key in [k for k, at in sent.items() if at < horizon]:
                     del sent[key]
-                if not await ctx.services.auth.is_active(principal):
-                    logger.info("monitor: stream of %s ended (access revoked)", principal.subject)
+                if not await still_active():  # and while idle, so the client learns it
                     yield ServerSentEvent(event="revoked", data="{}")
                     return
                 try:
