@@ -126,13 +126,17 @@ def api_services(settings: Settings) -> ApiServices:
     db = database(settings)
     internal = s3_endpoint(settings)
     store = object_store(settings, internal)
+    logins = LoginLimiter(settings.http)
+    checks = {"database": health.database(db),
+              "object_store": health.bucket(store, settings.s3.raw_bucket)}  # fmt: skip
+    if not settings.http.rate_limit_storage.startswith("memory"):  # shared: Redis
+        checks["rate_limits"] = health.advisory(
+            logins.counters.shared_reachable, "shared counters unreachable: counted per instance"
+        )
     return ApiServices(
-        settings, db,
-        {"database": health.database(db),
-         "object_store": health.bucket(store, settings.s3.raw_bucket)},
-        *auth(settings, db),
+        settings, db, checks, *auth(settings, db),
         object_store(settings, settings.s3.public_endpoint or internal), store,
-        LoginLimiter(settings.http), VisitFeed(database_dsns(settings)[1]),
+        logins, VisitFeed(database_dsns(settings)[1]),
     )  # fmt: skip
 
 

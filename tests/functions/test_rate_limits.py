@@ -233,3 +233,29 @@ async def test_counters_in_redis_are_shared_by_every_replica(
     for limiter in memory:  # the per-instance default: each replica counts on its own
         for _ in range(4):
             await limiter.check(principal)
+
+
+async def test_unreachable_shared_counters_are_counted_per_instance_never_a_500() -> None:
+    """The probe: with Redis down every rate-limited request would have been a 500. The counters
+    fall back to this instance's memory (a limit still holds), and readiness reports it as
+    degraded while the function stays ready."""
+    from limits import parse
+
+    from visitlens.adapters.ratelimit import Counters
+    from visitlens.http import health
+
+    counters = Counters(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    started = time.perf_counter()
+    for _ in range(2):
+        await counters.hit(parse("2/minute"), "login_address", "192.0.2.7", "this address")
+    with pytest.raises(RateLimited):
+        await counters.hit(parse("2/minute"), "login_address", "192.0.2.7", "this address")
+    assert time.perf_counter() - started < 5  # a connection refused is answered at once
+    assert not await counters.shared_reachable()
+
+    async def checks() -> dict[str, health.Check]:
+        return {"rate_limits": health.advisory(counters.shared_reachable, "counted per instance")}
+
+    ready = await health.readiness(checks)
+    assert ready.status_code == 200
+    assert b'"rate_limits":"degraded (counted per instance)"' in bytes(ready.body)

@@ -21,6 +21,22 @@ LIVE_PATH = "/healthz"
 Check = Callable[[], Awaitable[None]]
 
 
+class Degraded(Exception):
+    """Raised by the check of a dependency the function can do without for a while (the shared
+    rate-limit counters): reported as "degraded (…)", and the function stays ready."""
+
+
+def advisory(reachable: Callable[[], Awaitable[bool]], meanwhile: str) -> Check:
+    """A check that reports ``meanwhile`` (what the function does instead) while ``reachable``
+    says no, without taking the function out of service."""
+
+    async def check() -> None:
+        if not await reachable():
+            raise Degraded(meanwhile)
+
+    return check
+
+
 def database(db: Transactions) -> Check:
     async def check() -> None:
         await db.fetchval_unscoped("SELECT 1")
@@ -51,10 +67,13 @@ async def readiness(
         try:
             await asyncio.wait_for(check(), timeout_s)
             results[name] = "ok"
+        except Degraded as degraded:
+            results[name] = f"degraded ({degraded})"
+            logger.warning("readiness: %s degraded (%s)", name, degraded)
         except Exception as exc:  # any failure is "not ready"; the class says which kind
             results[name] = f"failed ({type(exc).__name__})"
             logger.warning("readiness: %s failed (%s)", name, type(exc).__name__)
-    ready = all(v == "ok" for v in results.values())
+    ready = all(v == "ok" or v.startswith("degraded") for v in results.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": results},
         status_code=200 if ready else 503,
