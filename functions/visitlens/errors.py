@@ -123,6 +123,8 @@ class TransientError(VisitlensError):
 
     status = 503
     code = "unavailable"
+    retry_after_s = 1
+    """Sent as Retry-After: an outage is usually a restart, and senders back off on their own."""
 
 
 class Busy(TransientError):

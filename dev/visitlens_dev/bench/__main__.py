@@ -17,6 +17,7 @@ from typing import Any
 from visitlens.adapters.logs import configure
 from visitlens.adapters.model_prep import prepare
 from visitlens.config import Settings, load_settings
+from visitlens_dev import faults
 from visitlens_dev.bench import (
     accuracy,
     api,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]]
     "accuracy": accuracy.run,
     "demographics": demographics.run,
     "edge": edge.run,
+    "faults": faults.bench,
     "openset": openset.run,
     "reports": reports.run,
     "speed": speed.run,

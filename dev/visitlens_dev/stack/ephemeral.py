@@ -10,7 +10,7 @@ from visitlens.adapters.db import migrate
 from visitlens.adapters.endpoints import database_dsns
 from visitlens.config import Environment, MilvusSettings, Settings, StackSettings
 from visitlens_dev.stack import manager
-from visitlens_dev.stack.processes import free_port, port_is_free
+from visitlens_dev.stack.processes import port_is_free
 
 
 def consecutive_free_ports(n: int, start: int) -> int:
@@ -26,10 +26,11 @@ def consecutive_free_ports(n: int, start: int) -> int:
 
 
 def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Settings:
-    ports: set[int] = set()
-    while len(ports) < 3:
-        ports.add(free_port())
-    milvus, s3, gateway = sorted(ports)
+    # Below the kernel's range for outgoing connections (see consecutive_free_ports): a service
+    # restarted on its port (the fault suite) must find it free again, and S3 takes port + 1 too.
+    milvus = consecutive_free_ports(1, 24000)
+    s3 = consecutive_free_ports(2, 24500)
+    gateway = consecutive_free_ports(1, 25000)
     return Settings(
         env=Environment.TEST,
         milvus=MilvusSettings(uri=milvus_uri),

@@ -83,6 +83,25 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
+def stop_one(settings: Settings, service: str) -> bool:
+    """Stop one embedded server ("postgres", "milvus" or "s3") and keep its data; :func:`up`
+    starts it again on the same address (the fault suite's outage)."""
+    with _lock(settings):
+        state = StackState.load(settings.data_dir)
+        if service == "postgres":
+            stopped = bool(state.postgres) and postgres.stop(settings)
+        elif service == "milvus":
+            stopped = state.milvus is not None and terminate("milvus-lite", state.milvus.pid)
+            state.milvus = None
+        elif service == "s3":
+            stopped = state.s3 is not None and terminate("seaweedfs", state.s3.pid)
+            state.s3 = None
+        else:
+            raise ValueError(f"no embedded service {service!r}")
+        state.save(settings.data_dir)
+    return stopped
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
     state = StackState.load(settings.data_dir)
     out: list[ServiceStatus] = []

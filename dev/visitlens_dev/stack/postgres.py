@@ -33,6 +33,10 @@ def start(settings: Settings) -> tuple[int, str]:
     pgdata = (settings.data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = _server(pgdata)
+    # pgserver keeps one handle per data dir in this process and starts the server only when it
+    # makes that handle: a server stopped since (the fault suite's outage) is started here
+    with server._lock:  # pgserver's inter-process lock, as its own start takes it
+        server.ensure_postgres_running()
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir) if info.socket_dir else str(pgdata)
     if _raise_connection_limit(socket_dir):

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^a-z0-9_]")
 GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+COLLECTION_NOT_LOADED = 101
+"""Milvus's error code for a search or query on a released collection (``merr``
+ErrCollectionNotLoaded, internal/util/merr/errors.go)."""
 """No keep-alive pings on an idle channel: pymilvus pings every 10 s by default, and a server with
 gRPC's default ping policy (Milvus Lite) answers an idle client's pings with a "too many pings"
 GOAWAY that breaks the channel. A dead idle channel is found by the next call instead."""
@@ -82,6 +85,7 @@ class _Scored(Protocol):
 
 
 _T = TypeVar("_T", bound=_Scored)
+R = TypeVar("R")
 
 
 def collection_name(model_id: str) -> str:
@@ -259,6 +263,22 @@ class MilvusGallery:
         finally:
             sync.close()
 
+    async def _loaded(self, call: Callable[[AsyncMilvusClient], Awaitable[R]]) -> R:
+        """``call`` on the client; if Milvus says the collection is not loaded (a server that
+        restarted loads nothing by itself: the fault suite's Milvus outage answered 503 for good
+        without this), it is loaded and ``call`` made once more."""
+        client = await self.client()
+        try:
+            return await call(client)
+        except MilvusException as exc:
+            if exc.code != COLLECTION_NOT_LOADED:
+                raise
+        async with self._lock:
+            logger.warning("collection %s is not loaded (the server restarted?): loading it",
+                           self.collection)  # fmt: skip
+            await client.load_collection(self.collection)
+        return await call(client)
+
     def _check(self, vectors: Floats) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise InvalidInput(
@@ -428,18 +448,16 @@ class MilvusGallery:
     async def _milvus_search_call(
         self, vectors: Floats, top_k: int, expression: str, fields: list[str]
     ) -> list[list[_Found]]:
-        client = await self.client()
+        data = vectors.astype(np.float32).tolist()
+        params = {"metric_type": "IP", "params": dict(self._settings.search_params)}
         try:
-            results = await client.search(
-                self.collection,
-                data=vectors.astype(np.float32).tolist(),
-                filter=expression,
-                limit=top_k,
-                output_fields=fields,
-                search_params={"metric_type": "IP", "params": dict(self._settings.search_params)},
-                anns_field="embedding",
-                consistency_level=CONSISTENCY,
-            )
+            results = await self._loaded(
+                lambda client: client.search(
+                    self.collection, data=data, filter=expression, limit=top_k,
+                    output_fields=fields, search_params=params, anns_field="embedding",
+                    consistency_level=CONSISTENCY,
+                )
+            )  # fmt: skip
         except MilvusException as exc:
             raise TransientError(f"Milvus search failed: {exc.code}") from exc
         return [
@@ -515,23 +533,26 @@ class MilvusGallery:
         ids instead — a million at a large tenant, once a second."""
         self._forget(tenant_id, views=set(view_ids))
         ids = ", ".join(f'"{UUID(str(v))}"' for v in view_ids)
-        client = await self.client()
         try:
-            rows = await client.query(
-                self.collection, filter=f"view_id in [{ids}]", output_fields=["tenant_id"],
-                consistency_level="Strong",
+            rows = await self._loaded(
+                lambda client: client.query(
+                    self.collection, filter=f"view_id in [{ids}]", output_fields=["tenant_id"],
+                    consistency_level="Strong",
+                )
             )  # fmt: skip
             owned = [row["view_id"] for row in rows if row["tenant_id"] == str(tenant_id)]
             if not owned:
                 return 0
+            client = await self.client()
             return _deleted_count(await client.delete(self.collection, ids=owned))
         except MilvusException as exc:
             raise TransientError(f"Milvus delete failed: {exc.code}") from exc
 
     async def _delete(self, expression: str) -> int:
-        client = await self.client()
         try:
-            result = await client.delete(self.collection, filter=expression)
+            result = await self._loaded(
+                lambda client: client.delete(self.collection, filter=expression)
+            )
         except MilvusException as exc:
             raise TransientError(f"Milvus delete failed: {exc.code}") from exc
         return _deleted_count(result)

@@ -43,6 +43,28 @@ async def _nothing_to_reset(conn: asyncpg.Connection[Record]) -> None:
     tenant's transaction, committed or failed, reaches the next use of its connection."""
 
 
+_UNAVAILABLE = (
+    OSError,  # refused, reset, no socket
+    asyncpg.PostgresConnectionError,  # incl. a connection closed in the middle of a statement
+    asyncpg.TooManyConnectionsError,
+    asyncpg.OperatorInterventionError,  # shutting down, starting up, terminated by an admin
+)
+"""What a restart or outage of the server raises: a 503, retried by the sender."""
+
+
+def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
+    """An interface error that only followed the loss of the connection (asyncpg raises one when
+    a transaction is left on a connection the server closed), not a misuse of the driver."""
+    if "connection is closed" in str(exc):  # asyncpg's words for a connection the server ended
+        return True
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None:
+        if isinstance(cause, _UNAVAILABLE):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class Database:
     """Lazily creates its pool on first use (behind a lock) and reuses it across invocations."""
 
@@ -90,8 +112,12 @@ class Database:
         try:
             async with pool.acquire() as conn:
                 return await conn.fetchval(query, *args)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
+        except _UNAVAILABLE as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except asyncpg.InterfaceError as exc:
+            if _connection_lost(exc):
+                raise TransientError("database unavailable: connection lost") from exc
+            raise
         except (asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError) as exc:
             raise Busy(f"database busy: {type(exc).__name__}; try again") from exc
 
@@ -127,8 +153,12 @@ class Database:
             # (The server's message names the table and policy, never row values.)
             logger.warning("refused by PostgreSQL: %s", exc.args[0] if exc.args else exc)
             raise Forbidden("row is outside the caller's tenant") from exc
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.TooManyConnectionsError) as exc:
+        except _UNAVAILABLE as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except asyncpg.InterfaceError as exc:
+            if _connection_lost(exc):  # the rollback of a transaction whose connection died
+                raise TransientError("database unavailable: connection lost") from exc
+            raise
         except (asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
                 asyncpg.SerializationError) as exc:  # fmt: skip
             raise Busy(f"database busy: {type(exc).__name__}; try again") from exc

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from visitlens.errors import RateLimited, Unauthenticated, VisitlensError
+from visitlens.errors import RateLimited, TransientError, Unauthenticated, VisitlensError
 from visitlens.validation import from_validation_error
 
 __all__ = ["PROBLEM_JSON", "from_validation_error", "problem_document", "problem_response"]
@@ -34,6 +34,6 @@ def problem_response(error: VisitlensError, headers: dict[str, str] | None = Non
     extra = dict(headers or {})
     if isinstance(error, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="visitlens"')
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | TransientError):
         extra.setdefault("Retry-After", str(error.retry_after_s))
     return JSONResponse(body, status_code=error.status, headers=extra, media_type=PROBLEM_JSON)
