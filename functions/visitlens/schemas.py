@@ -89,10 +89,18 @@ def _check_timezone(value: str | None) -> str | None:
 # --- auth ----------------------------------------------------------------------------------
 
 
+REFRESH_COOKIE_FIELD = Field(
+    default=False,
+    description="a browser: the refresh token comes back as an HttpOnly, Secure, SameSite=Strict "
+    "cookie scoped to /v1/auth/token, never in the body (script cannot read it)",
+)
+
+
 class PasswordGrant(Input):
     grant_type: Literal["password"]
     email: EmailStr
     password: SecretStr = Field(min_length=1, max_length=1024)
+    refresh_cookie: bool = REFRESH_COOKIE_FIELD
 
 
 class ApiKeyGrant(Input):
@@ -102,7 +110,11 @@ class ApiKeyGrant(Input):
 
 class RefreshGrant(Input):
     grant_type: Literal["refresh_token"]
-    refresh_token: SecretStr = Field(min_length=1, max_length=512)
+    refresh_token: SecretStr | None = Field(
+        default=None, min_length=1, max_length=512,
+        description="absent: the refresh cookie a browser sends",
+    )  # fmt: skip
+    refresh_cookie: bool = REFRESH_COOKIE_FIELD
 
 
 class TokenRequest(

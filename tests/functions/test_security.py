@@ -337,3 +337,53 @@ async def test_every_answer_carries_the_security_headers(world: TenantWorld) -> 
         assert "strict-transport-security" not in response.headers
     assert keys.headers["cache-control"].startswith("public")
     assert tls.headers["strict-transport-security"].startswith("max-age=63072000")
+
+
+async def test_a_browser_refresh_token_lives_only_in_an_httponly_cookie(
+    world: TenantWorld,
+) -> None:
+    """The probe found the console's 30-day refresh token in sessionStorage, where any script of
+    the page could read it. A browser's grant (``refresh_cookie``) sets it as an HttpOnly,
+    SameSite=Strict cookie scoped to the token endpoint (Secure in production and over TLS) and
+    leaves it out of the body;
+    a refresh reads and rotates the cookie; sign-out revokes the session and clears it."""
+    login = {"grant_type": "password", "email": world.admin_email, "password": PASSWORD,
+             "refresh_cookie": True}  # fmt: skip
+    async with function_clients("api") as clients:
+        api = clients["api"]
+        grant = await api.post("/v1/auth/token", json=login)
+        assert grant.status_code == 200, grant.text
+        assert grant.json()["refresh_token"] is None and grant.json()["access_token"]
+        cookie = grant.headers["set-cookie"]
+        for attribute in ("HttpOnly", "SameSite=strict", "Path=/v1/auth/token"):
+            assert attribute.lower() in cookie.lower(), cookie
+        assert "secure" not in cookie.lower()  # a test server on plain HTTP: Chromium needs that
+        first = cookie.split(";")[0]  # visitlens_refresh=vlr_…
+        api.cookies.clear()  # every cookie below is sent explicitly
+        tls = await api.post("/v1/auth/token", json=login, headers={"x-forwarded-proto": "https"})
+        assert "; secure" in tls.headers["set-cookie"].lower()  # behind a TLS ingress: Secure
+
+        refresh = {"grant_type": "refresh_token", "refresh_cookie": True}
+        renewed = await api.post("/v1/auth/token", json=refresh, headers={"cookie": first})
+        assert renewed.status_code == 200 and renewed.json()["refresh_token"] is None
+        second = renewed.headers["set-cookie"].split(";")[0]
+        assert second != first  # rotated
+        api.cookies.clear()
+        missing = await api.post("/v1/auth/token", json=refresh)
+        assert missing.status_code == 422
+        assert missing.json()["errors"][0]["field"] == "body.refresh_token"
+
+        api.cookies.clear()
+        out = await api.delete("/v1/auth/token", headers={"cookie": second})
+        assert out.status_code == 204
+        assert (
+            "max-age=0" in out.headers["set-cookie"].lower() or '=""' in out.headers["set-cookie"]
+        )
+        api.cookies.clear()
+        ended = await api.post("/v1/auth/token", json=refresh, headers={"cookie": second})
+        assert ended.status_code == 401  # the session is over
+        # an API client that asks for none still gets its refresh token in the body
+        plain = await api.post("/v1/auth/token", json={**login, "refresh_cookie": False})
+        assert (
+            plain.json()["refresh_token"].startswith("vlr_") and "set-cookie" not in plain.headers
+        )

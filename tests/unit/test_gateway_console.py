@@ -57,7 +57,8 @@ class _ClosesFirst(socketserver.BaseRequestHandler):
             return  # closed without a byte of answer
         self.request.sendall(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
-            b"server: uvicorn\r\nconnection: close\r\n\r\n{}"
+            b"server: uvicorn\r\nset-cookie: a=1; Path=/x\r\nset-cookie: b=2; Path=/\r\n"
+            b"connection: close\r\n\r\n{}"
         )
 
 
@@ -82,6 +83,8 @@ def test_an_idempotent_request_is_sent_once_more_on_a_stale_connection(tmp_path:
                 assert event.status_code == 200 and len(_ClosesFirst.seen) == 2
                 assert b"POST /v1/events" in _ClosesFirst.seen[1]
                 assert "server" not in event.headers
+                # two Set-Cookie lines stay two (a folded one is no cookie at all)
+                assert event.headers.get_list("set-cookie") == ["a=1; Path=/x", "b=2; Path=/"]
                 assert event.headers["x-content-type-options"] == "nosniff"
                 _ClosesFirst.seen = []
                 plain = client.post("/v1/events", json={}, headers={"x-forwarded-proto": "https"})

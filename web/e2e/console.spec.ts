@@ -1,5 +1,5 @@
 import AxeBuilder from "@axe-core/playwright";
-import { expect, test, type APIRequestContext, type Locator, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type Cookie, type Locator, type Page } from "@playwright/test";
 import { readFileSync } from "node:fs";
 
 const EMAIL = process.env.VISITLENS_E2E_EMAIL ?? "";
@@ -58,13 +58,16 @@ async function signIn(page: Page, password = PASSWORD, email = EMAIL): Promise<v
 }
 
 // Sign-in is rate limited per account (10 a minute), as it should be: each account signs in
-// through the form once, and later tests start from that session (the tab's sessionStorage).
-const sessions = new Map<string, string>();
+// through the form once, and later tests start from that session — its refresh cookie (HttpOnly:
+// the page itself never holds it). A refresh rotates the cookie, so after each test the
+// account's newest cookies are kept for the next.
+const sessions = new Map<string, Cookie[]>();
+let signedInAs: string | null = null;
 
 async function open(page: Page, path: string, email = EMAIL): Promise<void> {
   const kept = sessions.get(email);
-  // the kept session goes in before the app starts, once: a reload keeps what the page made of it
-  if (kept) await page.addInitScript((raw) => sessionStorage.getItem("visitlens.session") ?? sessionStorage.setItem("visitlens.session", raw), kept);
+  if (kept) await page.context().addCookies(kept);
+  signedInAs = email;
   await page.goto(path);
   if (!kept) {
     await signIn(page, PASSWORD, email);
@@ -74,9 +77,18 @@ async function open(page: Page, path: string, email = EMAIL): Promise<void> {
 }
 
 async function keepSession(page: Page, email: string): Promise<void> {
-  await expect.poll(() => page.evaluate(() => sessionStorage.getItem("visitlens.session"))).not.toBeNull();
-  sessions.set(email, (await page.evaluate(() => sessionStorage.getItem("visitlens.session"))) ?? "");
+  await expect.poll(async () => (await page.context().cookies()).some((c) => c.name === "visitlens_refresh")).toBe(true);
+  signedInAs = email;
+  sessions.set(email, await page.context().cookies());
 }
+
+test.afterEach(async ({ page }) => {
+  if (!signedInAs) return;
+  const cookies = await page.context().cookies();
+  if (cookies.some((c) => c.name === "visitlens_refresh")) sessions.set(signedInAs, cookies);
+  else sessions.delete(signedInAs); // signed out, or the session ended: the next test signs in
+  signedInAs = null;
+});
 
 async function token(request: APIRequestContext, grant: Record<string, string>): Promise<string> {
   const response = await request.post("/v1/auth/token", { data: grant });
@@ -112,11 +124,12 @@ async function confirmPop(page: Page, name: string): Promise<void> {
   await page.locator(".ant-popconfirm:not(.ant-popover-hidden)").getByRole("button", { name }).click();
 }
 
-/** The admin's access token for the API checks: the kept session's (valid for minutes). */
+/** The admin's access token for the API checks: one password grant for the whole run (a token
+ * lives 15 minutes), never the browser's cookie. */
+let adminAccess: string | null = null;
 async function adminToken(request: APIRequestContext): Promise<string> {
-  const kept = sessions.get(EMAIL);
-  if (kept) return JSON.parse(kept).accessToken as string;
-  return token(request, { grant_type: "password", email: EMAIL, password: PASSWORD });
+  adminAccess ??= await token(request, { grant_type: "password", email: EMAIL, password: PASSWORD });
+  return adminAccess;
 }
 
 function lastSevenDays(): { start: string; end: string } {
@@ -157,11 +170,14 @@ test("the overview shows exactly the report API's numbers; an ended session retu
   await expect(page.getByRole("link", { name: "A", exact: true })).toBeVisible(); // the league table links to the site
   await screen(page, "overview");
 
+  // nothing of the session is where a script of the page could read it
+  expect(await page.evaluate(() => JSON.stringify({ ...sessionStorage }) + JSON.stringify({ ...localStorage }) + document.cookie)).not.toMatch(/vlr_|eyJ/);
+  const refresh = (await page.context().cookies()).find((c) => c.name === "visitlens_refresh");
+  // HttpOnly, same-site only, sent to the token endpoint alone (Secure too behind TLS: the API test)
+  expect(refresh?.httpOnly && refresh.sameSite === "Strict" && refresh.path === "/v1/auth/token").toBeTruthy();
+
   // the session ends (revoked elsewhere): back to sign-in, with the page to return to
-  await page.evaluate(() => {
-    const raw = sessionStorage.getItem("visitlens.session");
-    if (raw) sessionStorage.setItem("visitlens.session", JSON.stringify({ ...JSON.parse(raw), accessToken: "x", refreshToken: "vlr_x_y" }));
-  });
+  if (refresh) await page.context().addCookies([{ ...refresh, value: "vlr_x_y" }]);
   await page.reload();
   await expect(page).toHaveURL(/\/sign-in\?next=%2Foverview/);
 });

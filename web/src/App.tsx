@@ -2,7 +2,8 @@ import { Alert, ConfigProvider, Spin, theme } from "antd";
 import { lazy, Suspense, useEffect, useState } from "react";
 import { Navigate, Route, Routes, useLocation } from "react-router-dom";
 
-import { currentSession, onSessionChange, type Session } from "./auth/session";
+import { restoreSession } from "./api/client";
+import { currentSession, mayRestore, onSessionChange, type Session } from "./auth/session";
 import { Forbidden } from "./components/ErrorNotice";
 import { t } from "./i18n";
 import { SCREENS, type Screen } from "./screens";
@@ -54,14 +55,20 @@ function Guard({ screen, session, children }: { screen: Screen; session: Session
   return <div key={tenant}>{children}</div>;
 }
 
-function useSession(): Session | null {
+/** The session, and whether it is still being restored from the refresh cookie (a reload or a
+ * new tab: the access token lives in memory only). */
+function useSession(): { session: Session | null; restoring: boolean } {
   const [session, setSession] = useState(currentSession);
+  const [restoring, setRestoring] = useState(() => currentSession() === null && mayRestore());
   useEffect(() => onSessionChange(setSession), []);
-  return session;
+  useEffect(() => {
+    if (restoring) void restoreSession().finally(() => setRestoring(false));
+  }, [restoring]);
+  return { session, restoring };
 }
 
 export function App() {
-  const session = useSession();
+  const { session, restoring } = useSession();
   const location = useLocation();
   const [dark, setDark] = useState(() => localStorage.getItem("visitlens.theme") === "dark");
   useEffect(() => {
@@ -70,6 +77,7 @@ export function App() {
   }, [dark]);
 
   const back = `${location.pathname}${location.search}`;
+  if (restoring) return <Spin className="m-8" aria-label={t("app.loading")} />;
   return (
     <ConfigProvider theme={{ algorithm: dark ? theme.darkAlgorithm : theme.defaultAlgorithm, token: dark ? DARK : LIGHT }}>
       <Suspense fallback={<Spin className="m-8" />}>

@@ -1,6 +1,7 @@
 // Every string the console shows, by key (English first; another language is another table).
 const en = {
   "app.name": "visitlens",
+  "app.loading": "Loading",
   "nav.overview": "Overview",
   "nav.signOut": "Sign out",
   "signIn.title": "Sign in",

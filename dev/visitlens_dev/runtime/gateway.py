@@ -231,18 +231,19 @@ class Gateway:
                 return _unavailable(target, exc)
             except httpx.HTTPError as exc:
                 return _unavailable(target, exc)
-        out_headers = {
-            k: v
-            for k, v in upstream.headers.items()
-            if k.lower() not in _HOP_BY_HOP
-            and k.lower() not in ("content-encoding", "content-length")
-        }
-        return StreamingResponse(
+        response = StreamingResponse(
             upstream.aiter_bytes(),  # decoded: content-encoding is not passed on
             upstream.status_code,
-            headers=out_headers,
             background=BackgroundTask(upstream.aclose),
         )
+        # every header line as sent: a mapping would fold two Set-Cookie lines into one
+        response.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in upstream.headers.multi_items()
+            if k.lower() not in _HOP_BY_HOP
+            and k.lower() not in ("content-encoding", "content-length")
+        ]
+        return response
 
     def _is_console_page(self, request: Request) -> bool:
         """A page of the console (its client-side routes all load index.html), never an API

@@ -209,6 +209,28 @@ class AuthService:
         grant = self.issue_access(principal)
         return TokenGrant(grant.access_token, grant.expires_in, principal, refresh)
 
+    async def revoke_refresh(self, presented: str) -> None:
+        """Sign-out: the presented refresh token's whole family is revoked (every rotation of
+        this session). An unknown or malformed token changes nothing: signing out twice is
+        fine."""
+        try:
+            token = opaque.parse(presented, opaque.REFRESH_KIND)
+            token_id = UUID(hex=token.public_id)
+        except (Unauthenticated, ValueError):
+            return
+        async with self._db.transaction(DbScope.none()) as conn:
+            row = await conn.fetchrow("SELECT * FROM auth_find_refresh_token($1)", token_id)
+        if row is None or not opaque.matches(token.secret, row["secret_hash"]):
+            return
+        scope = DbScope(tenant_id=row["tenant_id"], system_admin=row["tenant_id"] is None)
+        async with self._db.transaction(scope) as conn:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) "
+                "WHERE family_id = $1",
+                row["family_id"],
+            )
+        logger.info("sign-out: refresh family=%s revoked", row["family_id"])
+
     async def _store_refresh(self, conn: Connection, principal: Principal, family: UUID) -> str:
         token_id = uuid.uuid4()
         credential = opaque.new_refresh_token(token_id.hex)

@@ -5,24 +5,24 @@
 // to sign-in with the page they were on.
 import createClient, { type Middleware } from "openapi-fetch";
 
-import { currentSession, fromGrant, saveSession, type Session, type TokenGrant } from "../auth/session";
+import { currentSession, fromGrant, mayRestore, saveSession, type Session, type TokenGrant } from "../auth/session";
 import type { paths } from "./schema";
 
 export class SessionEnded extends Error {}
 
 let refreshing: Promise<Session | null> | null = null;
 
-/** One refresh at a time: concurrent 401s wait for the same rotation (a refresh token is used
- * once; a second use would be taken for theft and revoke the whole family). */
+/** One refresh at a time, across this browser's tabs too (the Web Locks API): a refresh token is
+ * used once, and a second use would be taken for theft and revoke the whole session. The token
+ * is the HttpOnly cookie the browser sends with this request; script never sees it. */
 export function refreshSession(fetcher: typeof fetch = fetch): Promise<Session | null> {
   if (!refreshing) {
-    refreshing = (async () => {
-      const session = currentSession();
-      if (!session) return null;
+    const refresh = async (): Promise<Session | null> => {
       const response = await fetcher(`${window.location.origin}/v1/auth/token`, {
         method: "POST",
+        credentials: "same-origin",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ grant_type: "refresh_token", refresh_token: session.refreshToken }),
+        body: JSON.stringify({ grant_type: "refresh_token", refresh_cookie: true }),
       });
       if (!response.ok) {
         saveSession(null);
@@ -31,11 +31,30 @@ export function refreshSession(fetcher: typeof fetch = fetch): Promise<Session |
       const next = fromGrant((await response.json()) as TokenGrant);
       saveSession(next);
       return next;
-    })().finally(() => {
+    };
+    const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+    // the lock's promise resolves to what the callback's does
+    const run: Promise<Session | null> = locks ? locks.request("visitlens-refresh", refresh).then((s) => s) : refresh();
+    refreshing = run.finally(() => {
       refreshing = null;
     });
+    return refreshing;
   }
   return refreshing;
+}
+
+/** At start: a session restored from the refresh cookie, if the browser says it holds one. */
+export async function restoreSession(fetcher: typeof fetch = fetch): Promise<Session | null> {
+  return currentSession() ?? (mayRestore() ? refreshSession(fetcher) : null);
+}
+
+/** Sign-out: the server ends the cookie's session and clears it; this page forgets its token. */
+export async function signOut(fetcher: typeof fetch = fetch): Promise<void> {
+  try {
+    await fetcher(`${window.location.origin}/v1/auth/token`, { method: "DELETE", credentials: "same-origin" });
+  } finally {
+    saveSession(null);
+  }
 }
 
 export function authMiddleware(fetcher: typeof fetch = fetch): Middleware {

@@ -120,7 +120,8 @@ export interface paths {
         put?: never;
         /** Exchange a password, API key or refresh token for tokens */
         post: operations["auth_issue_token"];
-        delete?: never;
+        /** Sign out: end the refresh cookie's session and clear the cookie */
+        delete: operations["auth_sign_out"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2045,6 +2046,12 @@ export interface components {
              * Format: password
              */
             password: string;
+            /**
+             * Refresh Cookie
+             * @description a browser: the refresh token comes back as an HttpOnly, Secure, SameSite=Strict cookie scoped to /v1/auth/token, never in the body (script cannot read it)
+             * @default false
+             */
+            refresh_cookie?: boolean;
         };
         /**
          * PersonKind
@@ -2107,10 +2114,17 @@ export interface components {
              */
             grant_type: "refresh_token";
             /**
-             * Refresh Token
-             * Format: password
+             * Refresh Cookie
+             * @description a browser: the refresh token comes back as an HttpOnly, Secure, SameSite=Strict cookie scoped to /v1/auth/token, never in the body (script cannot read it)
+             * @default false
              */
-            refresh_token: string;
+            refresh_cookie?: boolean;
+            /**
+             * Refresh Token
+             * @description absent: the refresh cookie a browser sends
+             * @default null
+             */
+            refresh_token?: string | null;
         };
         /** RematerialiseRequest */
         RematerialiseRequest: {
@@ -3275,6 +3289,78 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with an existing object */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (each one named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_sign_out: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request */
             400: {

@@ -2,9 +2,9 @@ import { useQuery } from "@tanstack/react-query";
 import { Button, Layout, Menu, Select, Space, Switch, Tag, Typography } from "antd";
 import { Outlet, useLocation, useNavigate } from "react-router-dom";
 
-import { api } from "../api/client";
+import { api, signOut } from "../api/client";
 import { unwrap } from "../api/result";
-import { currentSession, saveSession } from "../auth/session";
+import { currentSession } from "../auth/session";
 import { t, type MessageKey } from "../i18n";
 import { chooseTenant, type Role, useTenant } from "../lib/tenant";
 import { SCREENS, type Screen } from "../screens";
@@ -63,7 +63,7 @@ export default function Shell({ dark, onDark }: { dark: boolean; onDark: (dark: 
             <Button
               onClick={() => {
                 chooseTenant(null);
-                saveSession(null);
+                void signOut();
               }}
             >
               {t("nav.signOut")}

@@ -19,7 +19,9 @@ export default function SignIn() {
       const response = await fetch("/v1/auth/token", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ grant_type: "password", ...values }),
+        credentials: "same-origin",
+        // the refresh token comes back as an HttpOnly cookie, never to script
+        body: JSON.stringify({ grant_type: "password", refresh_cookie: true, ...values }),
       });
       if (!response.ok) {
         setError(response.status === 429 ? t("signIn.tooMany") : t("signIn.failed"));

@@ -70,6 +70,15 @@ ROUTES: list[Route] = [
         response=TokenResponse,
     ),
     Route.build(
+        "DELETE",
+        "/v1/auth/token",
+        auth_routes.sign_out,
+        tag="auth",
+        public=True,  # the refresh cookie is the credential
+        summary="Sign out: end the refresh cookie's session and clear the cookie",
+        status=204,
+    ),
+    Route.build(
         "GET", "/v1/auth/me", auth_routes.me, tag="auth", summary="The caller", response=Me
     ),
     Route.build(
