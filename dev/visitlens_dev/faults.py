@@ -237,7 +237,8 @@ class Senders:
         self.base = base
         self.work_dir = work_dir
         self.answers: list[Answer] = []
-        self.produced: list[str] = []
+        self.produced: list[tuple[float, str]] = []
+        """(when, event id) of every pass queued."""
         self.uploaders: list[Uploader] = []
         self._lock = threading.Lock()
         self._producing = threading.Event()
@@ -312,7 +313,7 @@ class Senders:
                         snapshot = (data["track_id"], data["last_seen"], self._jpeg)
                     queue.put(f"door-{n}", attributes, data, snapshot)
                     with self._lock:
-                        self.produced.append(attributes["id"])
+                        self.produced.append((time.monotonic(), attributes["id"]))
                     number += 1
                 self._stop.wait(1.0 / PASSES_PER_S)
         finally:
@@ -435,9 +436,18 @@ def run(settings: Settings, models_dir: Path, work_dir: Path,
                 gateway.stop()
     finally:
         redis.stop()
-    produced = senders.produced
+    produced = [event_id for _, event_id in senders.produced]
     ids = Counter(stored["ids"])
-    report: dict[str, Any] = {dep.dependency: dep.report(senders.answers) for dep in outages}
+    report: dict[str, Any] = {}
+    for n, dep in enumerate(outages):  # the passes queued from this outage to the next one
+        until = outages[n + 1].stopped_at if n + 1 < len(outages) else float("inf")
+        window = [i for at, i in senders.produced if dep.stopped_at <= at < until]
+        report[dep.dependency] = {
+            **dep.report(senders.answers),
+            "passes_queued": len(window),
+            "lost": sum(1 for i in window if i not in ids),
+            "doubled": sum(ids[i] - 1 for i in window if ids[i] > 1),
+        }
     report["totals"] = {
         "passes": len(produced),
         "answers": len(senders.answers),

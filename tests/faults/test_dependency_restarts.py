@@ -37,6 +37,7 @@ def test_an_outage_is_503_with_retry_after_and_recovers_within_30_s(
     report: dict[str, Any], dependency: str
 ) -> None:
     outage = report[dependency]
+    assert outage["passes_queued"] > 0 and (outage["lost"], outage["doubled"]) == (0, 0), outage
     assert outage["server_errors_other_than_503"] == 0, outage
     assert outage["503_without_retry_after"] == 0, outage
     assert outage["recovery_s"] is not None and outage["recovery_s"] <= 30, outage
