@@ -776,6 +776,9 @@ class FakeStaffUnit:
         for view_id in [v for v, row in self.state.views.items() if row["staff_id"] == staff_id]:
             del self.state.views[view_id]
 
+    async def staff_views(self) -> int:
+        return len(self.state.views)
+
     async def active_names(self, staff_ids: Sequence[UUID]) -> dict[UUID, str]:
         return {s: self.state.staff[s]["display_name"] for s in staff_ids
                 if s in self.state.staff and self.state.staff[s]["active"]}  # fmt: skip

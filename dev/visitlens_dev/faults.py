@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -120,7 +121,8 @@ class Redis:
             raise RuntimeError("redis-server is needed (make system-deps installs it)")
         self.binary = binary
         self.dir = data_dir
-        self.port = consecutive_free_ports(1, 25500)  # restarted on it: below the ephemeral range
+        # restarted on it: below the ephemeral range, from a random start (see ephemeral_settings)
+        self.port = consecutive_free_ports(1, 26000 + secrets.randbelow(100) * 10)
         self.pid: int | None = None
 
     @property
@@ -391,7 +393,7 @@ def run(settings: Settings, models_dir: Path, work_dir: Path,
     the report (see the module docstring)."""
     redis = Redis(work_dir / "redis")
     redis.start()
-    gateway_port = consecutive_free_ports(1, 26000)
+    gateway_port = consecutive_free_ports(1, 27000 + secrets.randbelow(100) * 10)
     settings = settings.model_copy(update={
         "stack": settings.stack.model_copy(update={"gateway_port": gateway_port})})  # fmt: skip
     env = {

@@ -19,7 +19,8 @@ from tests.conftest import SHARED, TenantWorld, delivery, load_function, ok
 from visitlens.adapters.endpoints import Endpoints
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.minio_bridge import minio_event
-from visitlens.config import Settings
+from visitlens.config import Settings, load_settings
+from visitlens.identity.decisions import Thresholds
 from visitlens_dev.stack import s3 as s3_stack
 
 pytestmark = pytest.mark.integration
@@ -122,8 +123,12 @@ async def test_enrol_photos_gallery_versions_and_delete(
         headers=world.auth(world.admin),
         files={"image": ("p.jpg", photo("Tony_Blair_0003.jpg"), "image/jpeg")},
     )
-    scores = (await ok(probe))["scores"]
+    recognised = await ok(probe)
+    scores = recognised["scores"]
     assert scores[0]["staff_id"] == staff["id"] and scores[0]["match"]
+    # one staff threshold: the edge's (served with the gallery), the screen's and ingest's
+    expected = Thresholds.for_gallery(0, 2, load_settings().identity).staff
+    assert body["staff_match_threshold"] == recognised["threshold"] == expected
     stranger = await staff_client.post(
         f"/v1/staff/{world.tenant_id}/test-recognition",
         headers=world.auth(world.admin),

@@ -14,6 +14,7 @@ import pytest
 from tests.fakes import FakeAnalyzer, FakeGallery, FakeObjectStore, FakeStaffStore, fake_face
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
+from visitlens.identity.decisions import Thresholds
 from visitlens.ports import DbScope, PersonKind
 from visitlens.staff.enrollment import DROP_PREFIX, StaffEnrollment, parse_drop_key
 
@@ -179,3 +180,17 @@ async def test_reembedding_moves_every_image_into_the_new_model_or_counts_it_rej
     rejected = await enrollment.reembed(SCOPE)
     assert rejected["rejected"] == 2 and not w.store.state.views  # rows stay, embeddings go
     assert len(w.store.state.images) == 2
+
+
+async def test_one_staff_threshold_for_ingest_the_edge_and_test_recognition() -> None:
+    """The probe: the gallery served 0.358 while ingest decided with 0.3998 (11 staff views), so a
+    pass scoring between them was dropped as staff on the edge and counted on the server. The
+    threshold is one function of the tenant's staff views, the same wherever it is used."""
+    w = World()
+    for _ in range(11):
+        await w.enroll()
+    ingest = Thresholds.for_gallery(0, 11, IdentitySettings()).staff
+    assert ingest > IdentitySettings().staff_match_threshold  # it rises with the gallery
+    assert await w.enrollment.threshold(SCOPE) == ingest
+    w.faces.next_faces = [fake_face(vector())]
+    assert (await w.enrollment.test_recognition(SCOPE, PHOTO))["threshold"] == ingest

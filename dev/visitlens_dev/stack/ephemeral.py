@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +29,12 @@ def consecutive_free_ports(n: int, start: int) -> int:
 def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Settings:
     # Below the kernel's range for outgoing connections (see consecutive_free_ports): a service
     # restarted on its port (the fault suite) must find it free again, and S3 takes port + 1 too.
-    milvus = consecutive_free_ports(1, 24000)
-    s3 = consecutive_free_ports(2, 24500)
-    gateway = consecutive_free_ports(1, 25000)
+    # From a random start, so that two stacks started at once (a test run beside a benchmark)
+    # rarely try the same ports.
+    spread = secrets.randbelow(300) * 10
+    milvus = consecutive_free_ports(1, 23000 + spread)
+    s3 = consecutive_free_ports(2, 23000 + spread + 3)
+    gateway = consecutive_free_ports(1, 23000 + spread + 6)
     return Settings(
         env=Environment.TEST,
         milvus=MilvusSettings(uri=milvus_uri),

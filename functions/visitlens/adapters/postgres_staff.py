@@ -127,6 +127,13 @@ class PostgresStaffUnit:
         )
         return {r["id"]: r["display_name"] for r in rows}
 
+    async def staff_views(self) -> int:
+        # counted as ingest counts its gallery (postgres_ingest.PostgresIngestUnit.gallery_sizes)
+        views: int = await self._conn.fetchval(
+            "SELECT count(*) FROM person_embeddings WHERE person_kind = 'staff'"
+        )
+        return views
+
     async def images(self) -> list[StaffImage]:
         rows = await self._conn.fetch(
             "SELECT i.id, i.staff_id, i.object_key, e.model_id, e.id AS view_id "

@@ -23,6 +23,7 @@ import numpy as np
 from visitlens.auth.principal import Principal
 from visitlens.config import IdentitySettings
 from visitlens.errors import InvalidInput, NotFound, PayloadTooLarge, TransientError
+from visitlens.identity.decisions import staff_threshold
 from visitlens.ports import DbScope, Gallery, GalleryRow, ObjectStore, PersonKind, Row
 from visitlens.vision.decode import decode_image
 from visitlens.vision.pipeline import Face, FaceAnalyzer
@@ -115,6 +116,11 @@ class StaffUnit(Protocol):
         ...
 
     async def active_names(self, staff_ids: Sequence[UUID]) -> dict[UUID, str]: ...
+    async def staff_views(self) -> int:
+        """The tenant's stored staff views: what the staff threshold is computed from
+        (:func:`visitlens.identity.decisions.staff_threshold`), as ingest counts them."""
+        ...
+
     async def images(self) -> list[StaffImage]:
         """Every image with the model of its embedding, oldest first."""
         ...
@@ -298,6 +304,12 @@ class StaffEnrollment:
 
     # --- recognition ----------------------------------------------------------------------
 
+    async def threshold(self, scope: DbScope) -> float:
+        """The tenant's staff threshold now: the one ingest decides with (same count, same
+        rule), served to the edge with the staff gallery."""
+        async with self._store.unit(scope) as unit:
+            return staff_threshold(await unit.staff_views(), self._identity)
+
     async def test_recognition(self, scope: DbScope, data: bytes) -> dict[str, Any]:
         """Score the best face of a probe photo against the tenant's staff."""
         tenant_id = scope.tenant_id
@@ -316,7 +328,7 @@ class StaffEnrollment:
                 scores[hit.person_id] = max(scores.get(hit.person_id, -1.0), hit.similarity)
         async with self._store.unit(scope) as unit:
             names = await unit.active_names(list(scores))
-        threshold = self._identity.staff_match_threshold
+            threshold = staff_threshold(await unit.staff_views(), self._identity)
         ranked = sorted(
             ((sid, sim) for sid, sim in scores.items() if sid in names), key=lambda p: -p[1]
         )

@@ -263,6 +263,8 @@ async def staff_gallery(ctx: Ctx[StaffServices]) -> Response:
     ctx.principal.require_site(query.site_id)
     gallery = ctx.services.enrollment.gallery
     model_id = query.model_id or gallery.model_id
+    # the one staff threshold (ingest's): the edge decides with the server's number
+    threshold = await ctx.services.enrollment.threshold(ctx.principal.db_scope(tenant_id))
     async with ctx.services.db.transaction(ctx.principal.db_scope(tenant_id)) as conn:
         if not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM sites WHERE id = $1)", query.site_id
@@ -271,7 +273,6 @@ async def staff_gallery(ctx: Ctx[StaffServices]) -> Response:
         version = await conn.fetchval(
             "SELECT coalesce((SELECT version FROM staff_gallery_versions), 0)"
         )
-        threshold = ctx.services.settings.identity.staff_match_threshold
         etag = _etag(version, model_id, query.site_id, threshold)
         if ctx.request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
