@@ -55,6 +55,7 @@ class EventType(StrEnum):
     VISIT_RECORDED_V1 = "com.visitlens.visit.recorded.v1"
     CUSTOMER_PROFILE_V1 = "com.visitlens.customer.profile.v1"
     STAFF_ENROLLED_V1 = "com.visitlens.staff.enrolled.v1"
+    STAFF_RECOGNIZED_V1 = "com.visitlens.staff.recognized.v1"
     PERSONS_MERGED_V1 = "com.visitlens.persons.merged.v1"
     RETENTION_PURGED_V1 = "com.visitlens.retention.purged.v1"
 
@@ -190,6 +191,19 @@ class StaffEnrolledV1(EventData):
     gallery_version: int = Field(ge=1)
 
 
+class StaffRecognizedV1(EventData):
+    """The reply to a pass that was a staff member's: it counts nowhere."""
+
+    tenant_id: UUID
+    site_id: UUID
+    camera_id: UUID
+    sighting_id: UUID
+    staff_id: UUID | None
+    similarity: float | None = Field(ge=-1, le=1)
+    first_seen: Instant
+    last_seen: Instant
+
+
 class MovedCounts(EventData):
     visits: int = Field(ge=0)
     sightings: int = Field(ge=0)
@@ -224,6 +238,7 @@ MODELS: dict[EventType, type[EventData]] = {
     EventType.VISIT_RECORDED_V1: VisitRecordedV1,
     EventType.CUSTOMER_PROFILE_V1: CustomerProfileV1,
     EventType.STAFF_ENROLLED_V1: StaffEnrolledV1,
+    EventType.STAFF_RECOGNIZED_V1: StaffRecognizedV1,
     EventType.PERSONS_MERGED_V1: PersonsMergedV1,
     EventType.RETENTION_PURGED_V1: RetentionPurgedV1,
 }

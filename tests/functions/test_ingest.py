@@ -24,6 +24,7 @@ from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
+from visitlens.contracts import parse_data
 from visitlens.ports import DbScope, GalleryRow, PersonKind
 
 pytestmark = pytest.mark.integration
@@ -234,9 +235,11 @@ async def test_staff_are_matched_server_side_and_not_counted(
     before = await counts(db, world.tenant_id)
     response = await send(ingest_client, track_event(world, anna, T0), world.worker_a)
     assert response.status_code == 200
-    answer = response.json()  # which staff member, and how close: misattribution can be audited
-    assert answer["outcome"] == "staff" and answer["staff_id"] == str(staff_id)
-    assert answer["similarity"] >= 0.358
+    # a CloudEvent reply like every other 200: which member, how close (audit a misattribution)
+    answer = from_http(dict(response.headers), response.content)
+    assert answer["type"] == "com.visitlens.staff.recognized.v1"
+    assert answer.data["staff_id"] == str(staff_id) and answer.data["similarity"] >= 0.358
+    parse_data(answer["type"], answer.data)  # as its schema's model says
     after = await counts(db, world.tenant_id)
     assert after["customers"] == before["customers"] and after["visits"] == before["visits"]
     async with db.transaction(DbScope(tenant)) as conn:
@@ -274,7 +277,10 @@ async def test_v1_events_and_the_token_extension(
     staff_flagged["id"] = f"v1-{uuid.uuid4()}"
     staff_flagged["data"]["is_staff_local"] = True
     flagged = await send(ingest_client, staff_flagged, None, broker=event_issuer)
-    assert flagged.status_code == 200 and flagged.json()["outcome"] == "staff"
+    flagged_reply = from_http(dict(flagged.headers), flagged.content)
+    assert flagged.status_code == 200
+    assert flagged_reply["type"] == "com.visitlens.staff.recognized.v1"
+    assert flagged_reply.data["staff_id"] is None  # the edge decided: the server was not asked
 
 
 async def test_bad_events_are_4xx_and_store_nothing(

@@ -219,8 +219,8 @@ async def run_scenario(
             response = await ingest.post("/v1/events", content=body, headers={
                 "authorization": f"Bearer {workers[p.site]}", "content-type": "application/cloudevents+json"})  # fmt: skip
             if response.status_code == 200:
-                reply = response.json()
-                if reply.get("outcome") == "staff":
+                reply = response.json()  # the reply event's data (binary mode)
+                if response.headers.get("ce-type") == "com.visitlens.staff.recognized.v1":
                     p.decision = "staff"
                 else:
                     p.customer = reply["customer_id"]

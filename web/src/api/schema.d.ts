@@ -1682,6 +1682,46 @@ export interface components {
              */
             tenant_id: string;
         };
+        /**
+         * StaffRecognizedV1
+         * @description The reply to a pass that was a staff member's: it counts nowhere.
+         */
+        Event_staff_recognized_v1: {
+            /**
+             * Camera Id
+             * Format: uuid
+             */
+            camera_id: string;
+            /**
+             * First Seen
+             * Format: date-time
+             */
+            first_seen: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /**
+             * Sighting Id
+             * Format: uuid
+             */
+            sighting_id: string;
+            /** Similarity */
+            similarity: number | null;
+            /**
+             * Site Id
+             * Format: uuid
+             */
+            site_id: string;
+            /** Staff Id */
+            staff_id: string | null;
+            /**
+             * Tenant Id
+             * Format: uuid
+             */
+            tenant_id: string;
+        };
         /** VisitRecordedV1 */
         Event_visit_recorded_v1: {
             /**
@@ -2841,7 +2881,7 @@ export interface operations {
                 "application/cloudevents+json": {
                     /** @description the worker's token via a broker */
                     authtoken?: string;
-                    data?: components["schemas"]["Event_face_detected_v1"] | components["schemas"]["Event_face_detected_v2"] | components["schemas"]["Event_face_detected_v3"] | components["schemas"]["Event_visit_recorded_v1"] | components["schemas"]["Event_customer_profile_v1"] | components["schemas"]["Event_staff_enrolled_v1"] | components["schemas"]["Event_persons_merged_v1"] | components["schemas"]["Event_retention_purged_v1"];
+                    data?: components["schemas"]["Event_face_detected_v1"] | components["schemas"]["Event_face_detected_v2"] | components["schemas"]["Event_face_detected_v3"] | components["schemas"]["Event_visit_recorded_v1"] | components["schemas"]["Event_customer_profile_v1"] | components["schemas"]["Event_staff_enrolled_v1"] | components["schemas"]["Event_staff_recognized_v1"] | components["schemas"]["Event_persons_merged_v1"] | components["schemas"]["Event_retention_purged_v1"];
                     /** @constant */
                     datacontenttype?: "application/json";
                     id: string;
@@ -2852,7 +2892,7 @@ export interface operations {
                     /** Format: date-time */
                     time?: string;
                     /** @enum {unknown} */
-                    type: "com.visitlens.face.detected.v1" | "com.visitlens.face.detected.v2" | "com.visitlens.face.detected.v3" | "com.visitlens.visit.recorded.v1" | "com.visitlens.customer.profile.v1" | "com.visitlens.staff.enrolled.v1" | "com.visitlens.persons.merged.v1" | "com.visitlens.retention.purged.v1";
+                    type: "com.visitlens.face.detected.v1" | "com.visitlens.face.detected.v2" | "com.visitlens.face.detected.v3" | "com.visitlens.visit.recorded.v1" | "com.visitlens.customer.profile.v1" | "com.visitlens.staff.enrolled.v1" | "com.visitlens.staff.recognized.v1" | "com.visitlens.persons.merged.v1" | "com.visitlens.retention.purged.v1";
                 };
             };
         };

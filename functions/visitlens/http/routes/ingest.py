@@ -24,6 +24,7 @@ from visitlens.contracts import (
     EventType,
     FaceDetectedV1,
     FaceDetectedV2,
+    StaffRecognizedV1,
     VisitRecordedV1,
     canonical_json,
     parse_data,
@@ -86,7 +87,7 @@ class IngestEndpoint(EventFunction[IngestServices]):
             return rejection(error, event)
         MATCH_DECISIONS.labels(result.outcome.value).inc()
         if result.visit is None:  # a staff sighting: no visit to announce, but who and how close
-            return JSONResponse(_summary(result))
+            return reply(*staff_recognized(submission.track, result))
         attributes, recorded = visit_recorded(submission.track, result)
         response = reply(attributes, recorded)
         if direct:
@@ -161,6 +162,30 @@ def _summary(result: IngestResult) -> dict[str, Any]:
         "similarity": result.similarity,
         "replayed": result.replayed,
     }
+
+
+def staff_recognized(track: Track, result: IngestResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reply to a staff member's pass: a com.visitlens.staff.recognized.v1 event (counted
+    nowhere, so announced nowhere)."""
+    data = StaffRecognizedV1(
+        tenant_id=track.tenant_id,
+        site_id=track.site_id,
+        camera_id=track.camera_id,
+        sighting_id=result.sighting_id,
+        staff_id=result.staff_id,
+        similarity=result.similarity,
+        first_seen=track.first_seen,
+        last_seen=track.last_seen,
+    )
+    attributes = {
+        "type": EventType.STAFF_RECOGNIZED_V1.value,
+        "source": REPLY_SOURCE,
+        "id": f"staff-{result.sighting_id}",
+        "subject": str(result.sighting_id),
+        "dataschema": EventType.STAFF_RECOGNIZED_V1.dataschema,
+        "datacontenttype": "application/json",
+    }
+    return attributes, data.model_dump(mode="json")
 
 
 def visit_recorded(track: Track, result: IngestResult) -> tuple[dict[str, Any], dict[str, Any]]:
