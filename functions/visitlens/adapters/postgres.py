@@ -65,6 +65,18 @@ def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
     return False
 
 
+@asynccontextmanager
+async def _broken_ends(conn: Connection) -> AsyncIterator[None]:
+    """A connection whose protocol state asyncpg reports broken (``InternalClientError``: seen
+    when the server went away in the middle of an operation, the fault suite's PostgreSQL
+    restart) is terminated, so that the pool opens a new one instead of handing it out again."""
+    try:
+        yield
+    except asyncpg.InternalClientError:
+        conn.terminate()
+        raise
+
+
 class Database:
     """Lazily creates its pool on first use (behind a lock) and reuses it across invocations."""
 
@@ -110,10 +122,12 @@ class Database:
         allowed to act?). Transaction-local settings of earlier transactions are gone."""
         pool = await self.pool()
         try:
-            async with pool.acquire() as conn:
+            async with pool.acquire() as conn, _broken_ends(conn):
                 return await conn.fetchval(query, *args)
         except _UNAVAILABLE as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except asyncpg.InternalClientError as exc:
+            raise TransientError("database unavailable: connection broken") from exc
         except asyncpg.InterfaceError as exc:
             if _connection_lost(exc):
                 raise TransientError("database unavailable: connection lost") from exc
@@ -126,7 +140,7 @@ class Database:
         """A transaction whose RLS settings are ``scope``; they vanish at commit or rollback."""
         pool = await self.pool()
         try:
-            async with pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn, _broken_ends(conn), conn.transaction():
                 await conn.execute(
                     "SELECT set_config('app.tenant_id', $1, true),"
                     " set_config('app.system_admin', $2, true),"
@@ -155,6 +169,8 @@ class Database:
             raise Forbidden("row is outside the caller's tenant") from exc
         except _UNAVAILABLE as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+        except asyncpg.InternalClientError as exc:
+            raise TransientError("database unavailable: connection broken") from exc
         except asyncpg.InterfaceError as exc:
             if _connection_lost(exc):  # the rollback of a transaction whose connection died
                 raise TransientError("database unavailable: connection lost") from exc
