@@ -508,7 +508,7 @@ def _controls(
     """How to stop and start one dependency."""
     if dependency in ("postgres", "milvus", "object_store"):
         service = "s3" if dependency == "object_store" else dependency
-        return (lambda: _stopped(manager.stop_one(settings, service), dependency),
+        return (lambda: _stopped(manager.stop_one(settings, service), dependency, settings),
                 lambda: _started(manager.up(settings)))  # fmt: skip
     if dependency == "redis":
         return redis.stop, redis.start
@@ -517,9 +517,10 @@ def _controls(
     raise ValueError(f"unknown dependency {dependency!r}")
 
 
-def _stopped(stopped: bool, dependency: str) -> None:
+def _stopped(stopped: bool, dependency: str, settings: Settings) -> None:
     if not stopped:
-        raise RuntimeError(f"{dependency} was not running")
+        seen = {s.name: (s.healthy, s.detail) for s in manager.status(settings)}
+        raise RuntimeError(f"{dependency} was not running to be stopped; the stack: {seen}")
 
 
 def _started(_: object) -> None:
