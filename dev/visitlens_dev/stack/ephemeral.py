@@ -9,7 +9,14 @@ from pathlib import Path
 
 from visitlens.adapters.db import migrate
 from visitlens.adapters.endpoints import database_dsns
-from visitlens.config import Environment, MilvusSettings, Settings, StackSettings
+from visitlens.config import (
+    DatabaseSettings,
+    Environment,
+    MilvusSettings,
+    S3Settings,
+    Settings,
+    StackSettings,
+)
 from visitlens_dev.stack import manager
 from visitlens_dev.stack.processes import port_is_free
 
@@ -37,6 +44,10 @@ def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Setting
     gateway = consecutive_free_ports(1, 23000 + spread + 6)
     return Settings(
         env=Environment.TEST,
+        # private by definition: never a database or object store named by the environment (a
+        # test session exports its own stack's addresses to the functions it runs in process)
+        database=DatabaseSettings(),
+        s3=S3Settings(),
         milvus=MilvusSettings(uri=milvus_uri),
         data_dir=data_dir,
         stack=StackSettings(
