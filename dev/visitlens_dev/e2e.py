@@ -216,7 +216,12 @@ def _run_edge(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        time.sleep(CLIP_S + 5)  # the clip plays in real time
+        # the clip plays in real time from the edge's first frame: its start-up (models, the staff
+        # gallery's first sync) takes longer on a loaded machine and must not cut the clip short
+        started = time.monotonic() + 60
+        while time.monotonic() < started and not _frames_read(health):
+            time.sleep(0.5)
+        time.sleep(CLIP_S + 5)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # then until its queue has drained
             try:
@@ -228,6 +233,14 @@ def _run_edge(
             time.sleep(1)
     finally:
         terminate("visitlens-edge", proc.pid, timeout_s=20)
+
+
+def _frames_read(health: int) -> int:
+    try:
+        state = httpx.get(f"http://127.0.0.1:{health}/healthz", timeout=2).json()
+        return sum(int(c.get("frames_read") or 0) for c in state["cameras"].values())
+    except (httpx.HTTPError, ValueError, KeyError, AttributeError):
+        return 0
 
 
 def _report(base: str, world: dict[str, Any], artifacts: Path) -> dict[str, Any]:

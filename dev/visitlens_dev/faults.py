@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 SENDERS = 8
 PASSES_PER_S = 2.0
 """Each sender's rate: 16 passes a second in all."""
-OUTAGE_S = 8.0
-SETTLE_S = 6.0
+OUTAGE_S = 6.0
+SETTLE_S = 4.0
 RECOVERY_LIMIT_S = 30.0
 DRAIN_LIMIT_S = 90.0
 SNAPSHOT_EVERY = 4

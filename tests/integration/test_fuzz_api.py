@@ -191,7 +191,7 @@ def test_events_from_their_schemas_never_get_a_server_error(
     http = httpx.Client(base_url=event_world["base"], timeout=60)
 
     @settings(
-        max_examples=60, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
+        max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck)
     )
     @given(generated=_events())
     def check(generated: tuple[str, dict[str, Any], bool]) -> None:
