@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -103,16 +104,8 @@ def function_environment(
         # on their own (test_rate_limits), not by the hundreds of sign-ins of the suite
         **LOOPBACK_LOGINS,
     }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with patch.dict(os.environ, values):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

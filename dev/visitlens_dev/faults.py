@@ -22,12 +22,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import cv2
 import httpx
@@ -165,20 +165,6 @@ class GatewayThread:
             self._server.should_exit = True
             self._thread.join(timeout=30)
         self._server = self._thread = None
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass(slots=True)
@@ -408,7 +394,7 @@ def run(settings: Settings, models_dir: Path, work_dir: Path,
     started = time.monotonic()
     outages: list[Outage] = []
     try:
-        with environment(env), running_functions(settings) as deployed:
+        with patch.dict(os.environ, env), running_functions(settings) as deployed:
             urls = {d.spec.name: d.url for d in deployed}
             gateway = GatewayThread(
                 Gateway(deployed, local_issuer(settings), web_dir=None), gateway_port

@@ -177,14 +177,9 @@ def staff_recognized(track: Track, result: IngestResult) -> tuple[dict[str, Any]
         first_seen=track.first_seen,
         last_seen=track.last_seen,
     )
-    attributes = {
-        "type": EventType.STAFF_RECOGNIZED_V1.value,
-        "source": REPLY_SOURCE,
-        "id": f"staff-{result.sighting_id}",
-        "subject": str(result.sighting_id),
-        "dataschema": EventType.STAFF_RECOGNIZED_V1.dataschema,
-        "datacontenttype": "application/json",
-    }
+    attributes = _reply_attributes(
+        EventType.STAFF_RECOGNIZED_V1, f"staff-{result.sighting_id}", str(result.sighting_id)
+    )
     return attributes, data.model_dump(mode="json")
 
 
@@ -207,12 +202,19 @@ def visit_recorded(track: Track, result: IngestResult) -> tuple[dict[str, Any], 
         dwell_s=(visit.ended_at - visit.started_at).total_seconds(),
         visit_count=max(1, visit.visit_count),
     )
-    attributes = {
-        "type": EventType.VISIT_RECORDED_V1.value,
+    attributes = _reply_attributes(
+        EventType.VISIT_RECORDED_V1, f"visit-{result.sighting_id}", str(visit.visit_id)
+    )
+    return attributes, data.model_dump(mode="json")
+
+
+def _reply_attributes(kind: EventType, event_id: str, subject: str) -> dict[str, Any]:
+    """The context attributes of a reply event of ``kind`` (JSON data, its schema named)."""
+    return {
+        "type": kind.value,
         "source": REPLY_SOURCE,
-        "id": f"visit-{result.sighting_id}",
-        "subject": str(visit.visit_id),
-        "dataschema": EventType.VISIT_RECORDED_V1.dataschema,
+        "id": event_id,
+        "subject": subject,
+        "dataschema": kind.dataschema,
         "datacontenttype": "application/json",
     }
-    return attributes, data.model_dump(mode="json")
