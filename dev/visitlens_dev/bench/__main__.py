@@ -25,11 +25,12 @@ from visitlens_dev.bench import (
     edge,
     openset,
     reports,
+    scale,
     speed,
     storeday,
     throughput,
 )
-from visitlens_dev.bench.report import write_results
+from visitlens_dev.bench.report import FIGURES, write_results
 from visitlens_dev.stack.ephemeral import ephemeral_stack
 
 BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]] = {
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Coroutine[Any, Any, dict[str, Any]]]]
     "faults": faults.bench,
     "openset": openset.run,
     "reports": reports.run,
+    "scale": scale.run,
     "speed": speed.run,
     "storeday": storeday.run,
     "throughput": throughput.run,
@@ -71,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             sys.stdout.write(f"== {name}\n")
             results[name] = asyncio.run(BENCHMARKS[name](settings))
-            sys.stdout.write(json.dumps(results[name], indent=2) + "\n")
-    path = write_results(args.out, results, args.record)
+            shown = {k: v for k, v in results[name].items() if k != FIGURES}
+            sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+    command = " ".join(
+        ["python -m visitlens_dev.bench", *(argv if argv is not None else sys.argv[1:])]
+    )
+    path = write_results(args.out, results, args.record, command)
     sys.stdout.write(f"results written to {path}\n")
     return 0
 

@@ -69,12 +69,39 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(out_dir: Path, results: dict[str, Any], record_dir: Path | None) -> Path:
+FIGURES = "_figures"
+"""A benchmark's result may carry plots under this key ({file name: PNG bytes}): written beside
+the results (and the recorded copy), never into the JSON."""
+
+
+def write_results(
+    out_dir: Path, results: dict[str, Any], record_dir: Path | None, command: str = ""
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
+    host = machine()
+    for result in results.values():
+        figures = result.pop(FIGURES, {}) if isinstance(result, dict) else {}
+        for name, data in figures.items():
+            for directory in (out_dir, record_dir):
+                if directory is not None:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    (directory / name).write_bytes(data)
+        if isinstance(result, dict):
+            # Every block says where it comes from: a partial run keeps other blocks' own.
+            result.setdefault(
+                "provenance",
+                {
+                    "commit": host["commit"],
+                    "date": stamp.isoformat(timespec="seconds"),
+                    "command": command,
+                    "cpu": host["cpu"],
+                    "cores": host["cores"],
+                },
+            )
     document = {
         "date": stamp.isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": host,
         "results": results,
     }
     path = out_dir / f"bench-{stamp.strftime('%Y%m%dT%H%M%SZ')}.json"

@@ -68,6 +68,25 @@ def best_per_person(shots: Sequence[Sequence[Candidate]]) -> dict[tuple[PersonKi
     }
 
 
+def template(embeddings: Sequence[Floats], qualities: Sequence[float]) -> Floats:
+    """A person's (or a track's) template: the quality-weighted mean of their unit embeddings,
+    normalised. Averaging views of one face cancels what varies between shots (pose, light,
+    blur) and keeps what identifies, so a returning face scores higher against the template
+    than against its best single view, while a stranger's score does not rise: measured by
+    ``make bench`` (``results.scale``, IJB-B/C build templates the same way). A quality of 0
+    still counts a little (``TEMPLATE_QUALITY_FLOOR``): a person whose every view is poor
+    keeps a template."""
+    if not embeddings:
+        raise ValueError("a template needs at least one embedding")
+    weights = np.maximum(np.asarray(qualities, np.float32), TEMPLATE_QUALITY_FLOOR)
+    mean = np.average(np.stack(embeddings), axis=0, weights=weights)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm).astype(np.float32) if norm > 0 else np.asarray(embeddings[0], np.float32)
+
+
+TEMPLATE_QUALITY_FLOOR = 0.05
+
+
 def open_set_threshold(
     base: float, comparisons: int, target: float, settings: IdentitySettings
 ) -> float:
