@@ -156,11 +156,24 @@ ReplayHorizon = Annotated[
 ]
 
 
+ReturningWithin = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=3650,
+        description="gallery scope: a pass is linked only to a customer seen within this many "
+        "days (older customers are kept, found again only by an explicit search); the open-set "
+        "threshold follows this scope's views, not the tenant's lifetime (docs/recognition.md)",
+    ),
+]
+
+
 class TenantCreate(Input):
     slug: Slug
     name: Name
     raw_retention_days: RetentionDays = 30
     replay_horizon_days: ReplayHorizon = 30
+    returning_within_days: ReturningWithin = 180
     demographics_enabled: bool = Field(
         default=True,
         description="store the edge's gender label and age band per sighting and person "
@@ -172,6 +185,7 @@ class TenantUpdate(Patch):
     name: Name | None = None
     raw_retention_days: RetentionDays | None = None
     replay_horizon_days: ReplayHorizon | None = None
+    returning_within_days: ReturningWithin | None = None
     demographics_enabled: bool | None = None
     active: bool | None = Field(default=None, description="system admins only")
 
@@ -182,6 +196,7 @@ class TenantOut(Output):
     name: str
     raw_retention_days: int
     replay_horizon_days: int
+    returning_within_days: int
     demographics_enabled: bool
     active: bool
     created_at: datetime

@@ -363,3 +363,35 @@ async def test_a_poor_first_sighting_is_recognised_at_the_next_visit(
     )
     assert later.data["customer_id"] == first.data["customer_id"]
     assert not later.data["is_new_customer"]
+
+
+async def test_returning_reaches_only_as_far_back_as_the_gallery_scope(
+    ingest_client: httpx.AsyncClient, db: Database, world: TenantWorld
+) -> None:
+    """A pass links only to a customer seen within the tenant's ``returning_within_days``
+    (default 180): older customers are kept but start again as new (issue 30, gallery scope);
+    widening the scope finds them again."""
+    dora = person()
+    first = reply_of(await send(ingest_client, track_event(world, dora, T0), world.worker_a))
+    dora_id = uuid.UUID(first.data["customer_id"])
+    tenant = DbScope(uuid.UUID(world.tenant_id))
+    async with db.transaction(tenant) as conn:  # Dora was last here 200 days ago
+        await conn.execute(
+            "UPDATE customers SET first_seen_at = first_seen_at - interval '200 days', "
+            "last_seen_at = last_seen_at - interval '200 days' WHERE id = $1",
+            dora_id,
+        )
+        assert await conn.fetchval("SELECT returning_within_days FROM tenants") == 180
+    outside = reply_of(
+        await send(ingest_client, track_event(world, dora, T0 + timedelta(hours=3)), world.worker_a)
+    )
+    assert outside.data["is_new_customer"]
+    assert outside.data["customer_id"] != str(dora_id)
+    async with db.transaction(tenant) as conn:  # kept: retention decides deletion, not scope
+        assert await conn.fetchval("SELECT count(*) FROM customers WHERE id = $1", dora_id) == 1
+        await conn.execute("UPDATE tenants SET returning_within_days = 365")
+    inside = reply_of(
+        await send(ingest_client, track_event(world, dora, T0 + timedelta(hours=6)), world.worker_a)
+    )
+    assert not inside.data["is_new_customer"]
+    assert inside.data["customer_id"] in {str(dora_id), outside.data["customer_id"]}

@@ -122,7 +122,9 @@ class PostgresIngestUnit:
             "  AND coalesce(s.customer_id, s.staff_id) IS NOT NULL) b) AS busy, "
             "ARRAY(SELECT ROW(e.id, coalesce(e.customer_id, e.staff_id), e.person_kind) "
             "  FROM person_embeddings e LEFT JOIN staff st ON st.id = e.staff_id "
-            "  WHERE e.id = ANY($13::uuid[]) AND (e.customer_id IS NOT NULL OR st.active)) "
+            "  LEFT JOIN customers cu ON cu.id = e.customer_id "
+            "  WHERE e.id = ANY($13::uuid[]) "
+            "  AND (cu.last_seen_at >= app_gallery_scope_start() OR st.active)) "
             "  AS owners",
             [k for k, _ in pairs], [s for _, s in pairs], tenant_id,
             [k.source for k in keys], [k.event_id for k in keys],
@@ -150,8 +152,10 @@ class PostgresIngestUnit:
 
     async def gallery_sizes(self) -> tuple[int, int]:
         row = await self._conn.fetchrow(
-            "SELECT count(*) FILTER (WHERE person_kind = 'customer') AS customers, "
-            "count(*) FILTER (WHERE person_kind = 'staff') AS staff FROM person_embeddings"
+            "SELECT (SELECT count(*) FROM person_embeddings e JOIN customers c "
+            "  ON c.id = e.customer_id WHERE c.last_seen_at >= app_gallery_scope_start()) "
+            "  AS customers, "
+            "(SELECT count(*) FROM person_embeddings WHERE person_kind = 'staff') AS staff"
         )
         assert row is not None
         return row["customers"], row["staff"]

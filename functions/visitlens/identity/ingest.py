@@ -218,8 +218,9 @@ class Survey:
     busy: list[frozenset[UUID]]
     """Per track: people seen at its camera by another track during its time."""
     owners: dict[UUID, tuple[UUID, PersonKind]]
-    """Of the gallery's hits, the views still kept, each with its person — a customer, or a
-    staff member still active. Vectors outlive an aborted write, an erasure, a view replaced by
+    """Of the gallery's hits, the views still kept, each with its person — a customer within the
+    tenant's gallery scope (seen within ``returning_within_days``), or a staff member still
+    active. Vectors outlive an aborted write, an erasure, a view replaced by
     a better one (deleted from the gallery a moment later) and a merge (the view now is the
     other person's): the database, read in this transaction, has the last word."""
 
@@ -246,7 +247,9 @@ class IngestUnit(Protocol):
         ...
 
     async def gallery_sizes(self) -> tuple[int, int]:
-        """Stored views of (customers, staff)."""
+        """Stored views of (customers in the tenant's gallery scope, staff): the customers' count
+        is of those seen within ``returning_within_days``, the only ones a pass may be linked
+        to, so the open-set threshold follows the scope, not the tenant's lifetime."""
         ...
 
     async def add_sighting(self, key: EventKey, track: Track, decision: Decision) -> UUID | None:

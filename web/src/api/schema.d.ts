@@ -2549,6 +2549,12 @@ export interface components {
              */
             replay_horizon_days?: number;
             /**
+             * Returning Within Days
+             * @description gallery scope: a pass is linked only to a customer seen within this many days (older customers are kept, found again only by an explicit search); the open-set threshold follows this scope's views, not the tenant's lifetime (docs/recognition.md)
+             * @default 180
+             */
+            returning_within_days?: number;
+            /**
              * Slug
              * @description lower-case, URL-safe
              */
@@ -2576,6 +2582,8 @@ export interface components {
             raw_retention_days: number;
             /** Replay Horizon Days */
             replay_horizon_days: number;
+            /** Returning Within Days */
+            returning_within_days: number;
             /** Slug */
             slug: string;
             /**
@@ -2612,6 +2620,11 @@ export interface components {
              * @default null
              */
             replay_horizon_days?: number | null;
+            /**
+             * Returning Within Days
+             * @default null
+             */
+            returning_within_days?: number | null;
         };
         /**
          * TokenRequest
