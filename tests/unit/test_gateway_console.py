@@ -94,3 +94,23 @@ def test_an_idempotent_request_is_sent_once_more_on_a_stale_connection(tmp_path:
                 assert plain.headers["cache-control"] == "no-store"
         finally:
             server.shutdown()
+
+
+def test_the_gateway_drops_idle_connections_before_the_function_closes_them(
+    tmp_path: Path,
+) -> None:
+    """A POST sent on a pooled connection the function is just closing comes back 503 (it cannot
+    be sent again: it may have been acted on). The functions run under functions-framework's
+    gunicorn UvicornWorker, which keeps an idle connection gunicorn's default ``keepalive``
+    seconds and offers no option to change it: the gateway must give up its idle connections
+    well before that."""
+    from functions_framework._http.gunicorn import UvicornApplication
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+
+    from visitlens_dev.runtime import gateway as module
+
+    application = UvicornApplication(object(), "127.0.0.1", 0, False)  # type: ignore[no-untyped-call]
+    assert "keepalive" not in application.options  # functions-framework leaves the default
+    server_keepalive = Config().keepalive
+    assert module.KEEPALIVE_EXPIRY_S <= server_keepalive / 2, (
+        module.KEEPALIVE_EXPIRY_S, server_keepalive)  # fmt: skip

@@ -456,9 +456,12 @@ class _SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
-KEEPALIVE_EXPIRY_S = 2.0
-"""Pooled connections to the functions are dropped after this long idle: well before uvicorn
-closes an idle keep-alive connection (5 s), so a request is rarely sent on one it is closing."""
+KEEPALIVE_EXPIRY_S = 1.0
+"""Pooled connections to the functions are dropped after this long idle: well before the function
+closes an idle keep-alive connection. ``functions-framework --asgi`` serves through gunicorn's
+UvicornWorker with gunicorn's default ``keepalive`` of 2 s (its CLI has no option to change it);
+at an equal 2 s a POST — the console's token refresh — now and then went out on a connection the
+function was closing and came back 503. A contract test keeps this below gunicorn's default."""
 
 
 def _idempotent(request: Request) -> bool:
