@@ -175,6 +175,7 @@ class IngestState:
     """Embeddings as little-endian float32 bytes, as PostgreSQL keeps them."""
     dirty: set[tuple[UUID, datetime]] = field(default_factory=set)
     inactive: set[UUID] = field(default_factory=set)
+    suggestions: dict[tuple[UUID, UUID], float] = field(default_factory=dict)
     """Principals (API keys, users) revoked or disabled, or of a deactivated tenant."""
 
 
@@ -358,6 +359,8 @@ class FakeIngestUnit:
                 "customer_id": write.customer_id, "kind": PersonKind.CUSTOMER,
                 "quality": shot.quality, "embedding": shot.embedding.astype("<f4").tobytes(),
             }  # fmt: skip
+        if write.new_customer and decision.review and decision.review[0] in self.state.customers:
+            self.state.suggestions[(write.customer_id, decision.review[0])] = decision.review[1]
         return sighting_id, int(customer["visit_count"])
 
     async def add_demographics(

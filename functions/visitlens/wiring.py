@@ -53,6 +53,7 @@ from visitlens.identity.matching import Matcher
 from visitlens.lazy import Lazy
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger
+from visitlens.persons.review import DuplicatesReview
 from visitlens.ports import SystemClock
 from visitlens.reports.aggregate import Aggregator
 from visitlens.retention.purge import Purger
@@ -151,7 +152,7 @@ def person_services(settings: Settings) -> person_routes.PersonServices:
         {"database": health.database(db), "gallery": faces.ping,
          "object_store": health.bucket(store, raw)},
         auth(settings, db)[1], PersonMerger(persons, faces), Eraser(persons, faces, store, raw),
-        store, raw,
+        store, raw, DuplicatesReview(persons),
     )  # fmt: skip
 
 

@@ -235,3 +235,76 @@ async def test_identity_decisions_can_be_audited(
     assert (await merge.get(path, headers=world.auth(world.manager_a))).status_code == 403
     missing = await merge.get(f"{path}/{uuid.uuid4()}/sightings", headers=world.auth(world.admin))
     assert missing.status_code == 404
+
+
+def strict_ingest() -> httpx.AsyncClient:
+    """The ingest function as composed for production, with an open-set target so strict that
+    even a gallery of a few views has a wide review band (a chain's gallery of 100k views has
+    it at the default target: ``results.scale``). Built when the gallery already holds views: a
+    function counts a tenant's gallery on its first event and then only now and then."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from visitlens import wiring
+    from visitlens.config import load_settings
+
+    settings = load_settings()
+    identity = settings.identity.model_copy(update={"target_false_link_rate": 1e-9})
+    handler = wiring.function("ingest", settings.model_copy(update={"identity": identity}))
+    app = Starlette(routes=[Route("/{path:path}", handler, methods=["POST"])])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest.test")
+
+
+async def test_a_pass_in_the_review_band_is_a_likely_duplicate_until_someone_decides(
+    clients: dict[str, httpx.AsyncClient], world: TenantWorld
+) -> None:
+    """A pass too weak to link on but close to a customer starts a new customer and is listed
+    with that customer; "not the same person" takes the pair off the list, and a merge or an
+    erasure of either takes it away for good."""
+    path, admin = f"/v1/persons/{world.tenant_id}", world.auth(world.admin)
+
+    p = person()
+    event = track_event(world, p, T0, snapshot_key=None)
+    response = await send(clients["ingest"], event, world.worker_a)  # the gallery's first views
+    assert response.status_code == 200, response.text
+    first = uuid.UUID(response.json()["customer_id"])
+    strict = strict_ingest()
+
+    async def arrive(identity: np.ndarray, hours: int) -> uuid.UUID:
+        event = track_event(world, identity, T0 + timedelta(hours=hours), snapshot_key=None)
+        response = await send(strict, event, world.worker_a)
+        assert response.status_code == 200, response.text
+        return uuid.UUID(response.json()["customer_id"])
+
+    async def listed() -> list[tuple[str, str, float]]:
+        page = await ok(await clients["merge"].get(f"{path}/duplicates", headers=admin))
+        return [(d["customer"]["id"], d["candidate"]["id"], d["similarity"]) for d in page["items"]]
+
+    second = await arrive(view_of(p, 0.75), 2)  # ≈ 0.54 to the first's views: in the band
+    stranger = await arrive(person(), 4)  # ≈ 0: no suggestion
+    assert len({first, second, stranger}) == 3
+    pairs = await listed()
+    assert [(a, b) for a, b, _ in pairs] == [(str(second), str(first))]
+    assert 0.415 <= pairs[0][2] < 0.7
+    page = await ok(await clients["merge"].get(f"{path}/duplicates", headers=admin))
+    assert page["items"][0]["customer"]["visit_count"] == 1
+    assert page["items"][0]["candidate"]["snapshot_sighting_id"] is None  # no snapshot kept
+    manager = world.auth(world.manager_a)  # the review is the tenant admin's
+    assert (await clients["merge"].get(f"{path}/duplicates", headers=manager)).status_code == 403
+
+    await ok(await clients["merge"].post(f"{path}/not-same", headers=admin, json={
+        "person_a": str(first), "person_b": str(second)}), 201)  # fmt: skip
+    assert await listed() == []
+
+    third = await arrive(view_of(p, 0.75), 6)  # another look-alike of the first: a new pair
+    assert [(a, b) for a, b, _ in await listed()] == [(str(third), str(first))]
+    await ok(await clients["merge"].post(f"{path}/merge", headers=admin,
+                                         json={"kept_id": str(first), "merged_id": str(third)}))  # fmt: skip
+    assert await listed() == []
+
+    fourth = await arrive(view_of(p, 0.75), 8)
+    assert [(a, b) for a, b, _ in await listed()] == [(str(fourth), str(first))]
+    await ok(await clients["erase"].post(f"/v1/erasure/{world.tenant_id}", headers=admin,
+                                         json={"customer_id": str(fourth)}))  # fmt: skip
+    assert await listed() == []
+    await strict.aclose()

@@ -96,6 +96,27 @@ def test_thresholds_rise_with_the_gallery_to_hold_the_false_link_rate() -> None:
     )
 
 
+def test_a_new_customer_in_the_review_band_carries_its_closest_customer() -> None:
+    """Between the base link threshold and the gallery's open-set threshold a pass is not linked
+    (a stranger reaches that band too often in a large gallery) but is not forgotten either: the
+    closest customer goes with the decision, to become a duplicates suggestion."""
+    person, other, staff = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    large = Thresholds.for_gallery(100_000, 10, S)
+    band = (S.customer_link_threshold + large.customer) / 2
+    shots = [[Candidate(person, C, band), Candidate(other, C, band - 0.05)]]
+    decision = decide(shots, S, thresholds=large)
+    assert decision.outcome is Outcome.NEW and decision.person_id is None
+    assert decision.review is not None and decision.review[0] == person
+    assert decision.review[1] == pytest.approx(band)
+    below = [[Candidate(person, C, S.customer_link_threshold - 0.001)]]
+    assert decide(below, S, thresholds=large).review is None
+    linked = decide([[Candidate(person, C, large.customer)]], S, thresholds=large)
+    assert linked.outcome is Outcome.RETURNING and linked.review is None
+    # a staff member in the band is no customer to suggest; an excluded person is none either
+    assert decide([[Candidate(staff, ST, band - 0.2)]], S, thresholds=large).review is None
+    assert decide(shots, S, frozenset({person, other}), large).review is None
+
+
 def test_two_faces_at_once_are_never_the_same_person() -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     # Both tracks look most like Alice; the stronger one gets her, the other falls back.

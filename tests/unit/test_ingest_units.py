@@ -545,3 +545,33 @@ async def test_a_sender_no_longer_active_is_refused_where_its_events_are_recorde
     assert isinstance(alone[0], Unauthenticated)
     many = await w.service.ingest_many(revoked, [Submission(*w.track(face()))])
     assert isinstance(many[0], Unauthenticated)
+
+
+async def test_a_pass_in_the_review_band_starts_a_customer_and_suggests_the_closest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a large gallery the link threshold is high; a pass scoring between the base threshold
+    and it is a new customer, kept with its closest customer as a duplicates suggestion."""
+    from tests.fakes import FakeIngestUnit
+
+    async def large(self: FakeIngestUnit) -> tuple[int, int]:
+        return 100_000, 0
+
+    monkeypatch.setattr(FakeIngestUnit, "gallery_sizes", large)
+    w = World()
+    me = face()
+    first = await w.ingest(*w.track(me))
+    noise = face()
+    noise -= noise.dot(me) * me
+    cos = IdentitySettings().customer_link_threshold + 0.03
+    lookalike = (cos * me + np.sqrt(1 - cos**2) * noise / np.linalg.norm(noise)).astype(np.float32)
+    w.clock.advance(minutes=40)
+    second = await w.ingest(*w.track(lookalike, camera=OTHER_CAMERA))
+    assert second.outcome is Outcome.NEW and second.customer_id != first.customer_id
+    assert second.customer_id is not None and first.customer_id is not None
+    assert w.store.state.suggestions == {
+        (second.customer_id, first.customer_id): pytest.approx(cos, abs=1e-4)
+    }
+    w.clock.advance(minutes=40)
+    await w.ingest(*w.track(face()))  # a stranger: no suggestion
+    assert len(w.store.state.suggestions) == 1

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import pytest
 
 from tests.conftest import PASSWORD, REPO, SHARED, DevServer, TenantWorld
 from tests.functions.test_ingest import T0, person, track_event
+from visitlens.adapters.postgres import Database
+from visitlens.ports import DbScope
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,7 +43,7 @@ def console_built() -> None:
 
 @pytest.mark.usefixtures("console_built")
 async def test_the_console_signs_in_and_shows_the_reports_numbers(
-    dev_server: DevServer, world: TenantWorld, tmp_path: Path
+    dev_server: DevServer, world: TenantWorld, db: Database, tmp_path: Path
 ) -> None:
     async with httpx.AsyncClient(base_url=dev_server.base, timeout=30) as client:
         index = await client.get("/")
@@ -54,12 +57,21 @@ async def test_the_console_signs_in_and_shows_the_reports_numbers(
         alice, bob = person(), person()
         headers = {"authorization": f"Bearer {world.worker_a}",
                    "content-type": "application/cloudevents+json"}  # fmt: skip
+        made: list[uuid.UUID] = []
         for identity, at in ((alice, T0), (bob, T0 + timedelta(minutes=5)),
                              (alice, T0 + timedelta(hours=2))):  # fmt: skip
             event = {**track_event(world, identity, at), "specversion": "1.0"}
             event["data"]["snapshot_key"] = None
             response = await client.post("/v1/events", headers=headers, json=event)
             assert response.status_code == 200, response.text
+            made.append(uuid.UUID(response.json()["customer_id"]))
+        # bob's pass as if it had scored 0.47 to alice in a large gallery's review band (what
+        # ingest writes then: tests/functions/test_persons.py), for the duplicates review screen
+        async with db.transaction(DbScope(uuid.UUID(world.tenant_id))) as conn:
+            await conn.execute(
+                "INSERT INTO duplicate_suggestions (tenant_id, customer_id, candidate_id, "
+                "similarity) VALUES ($1, $2, $3, 0.47)", uuid.UUID(world.tenant_id), made[1], made[0],
+            )  # fmt: skip
         # the aggregate function counts them (the visit.recorded events or its minutely tick)
         admin = {"authorization": f"Bearer {world.admin}"}
         deadline = asyncio.get_running_loop().time() + 120

@@ -316,6 +316,30 @@ async function customers(request: APIRequestContext): Promise<{ id: string; visi
   return (await response.json()).items;
 }
 
+test("customers: a likely duplicate reviewed face to face, merged in one click, the merge undone", async ({ page, request }) => {
+  const people = await customers(request);
+  const twice = people.find((c) => c.visit_count === 2)!;
+  const once = people.find((c) => c.visit_count === 1)!; // suggested as twice's duplicate (test_console.py)
+  await open(page, "/customers");
+  await page.getByRole("link", { name: "Review likely duplicates" }).click();
+  await expect(page).toHaveURL(/\/customers\/duplicates$/);
+  const pair = page.getByTestId("duplicate-pair");
+  await expect(pair).toHaveCount(1);
+  await expect(pair.getByRole("link", { name: once.id.slice(0, 8) })).toBeVisible();
+  await expect(pair.getByRole("link", { name: twice.id.slice(0, 8) })).toBeVisible();
+  await expect(pair).toContainText("Similarity: 0.470");
+  await screen(page, "duplicates");
+  await pair.getByRole("button", { name: "Same person: merge" }).click();
+  await expect(page.getByText("Merged: the newer customer's visits now belong to the older one")).toBeVisible();
+  await expect(page.getByText("Nothing to review")).toBeVisible();
+  expect((await customers(request)).find((c) => c.id === twice.id)?.visit_count).toBe(3);
+  await page.getByRole("button", { name: "Undo merge" }).click();
+  await expect(page.getByText("Merge undone: the two are separate customers again")).toBeVisible();
+  const after = await customers(request);
+  expect(after.find((c) => c.id === once.id)?.visit_count).toBe(1);
+  expect(after.find((c) => c.id === twice.id)?.visit_count).toBe(2);
+});
+
 test("customers: merge two people, undo the merge", async ({ page, request }) => {
   const people = await customers(request);
   const twice = people.find((c) => c.visit_count === 2);

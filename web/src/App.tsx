@@ -18,6 +18,7 @@ const Sites = lazy(() => import("./pages/Sites"));
 const Staff = lazy(() => import("./pages/Staff"));
 const Customers = lazy(() => import("./pages/Customers"));
 const Person = lazy(() => import("./pages/Person"));
+const Duplicates = lazy(() => import("./pages/Duplicates"));
 const Access = lazy(() => import("./pages/Access"));
 const Audit = lazy(() => import("./pages/Audit"));
 
@@ -100,6 +101,7 @@ export function App() {
             <Route path="/sites" element={<Guard screen="sites" session={session}><Sites /></Guard>} />
             <Route path="/staff" element={<Guard screen="staff" session={session}><Staff /></Guard>} />
             <Route path="/customers" element={<Guard screen="customers" session={session}><Customers /></Guard>} />
+            <Route path="/customers/duplicates" element={<Guard screen="customers" session={session}><Duplicates /></Guard>} />
             <Route path="/customers/:customerId" element={<Guard screen="customers" session={session}><Person /></Guard>} />
             <Route path="/access" element={<Guard screen="access" session={session}><Access /></Guard>} />
             <Route path="/audit" element={<Guard screen="audit" session={session}><Audit /></Guard>} />

@@ -205,7 +205,8 @@ class PostgresIngestUnit:
         visit opened or extended and the views kept and dropped. The ids of the new rows come
         from the caller, so every row is written once, already linked (no insert-then-update of
         the sighting). Foreign keys are checked at the end of the statement, after the
-        customer's and the visit's rows exist."""
+        customer's and the visit's rows exist. A new customer in the review band
+        (``Decision.review``) is kept with its closest customer as a duplicates suggestion."""
         change = write.change
         opened = change.action is VisitAction.OPEN
         row = await self._conn.fetchrow(
@@ -234,13 +235,20 @@ class PostgresIngestUnit:
             "  model_id, dim, quality, source, snapshot_key, embedding) "
             "  SELECT v, $1, 'customer', $15, $22, $23, q, 'track', $13, e "
             "  FROM unnest($24::uuid[], $25::real[], $26::bytea[]) AS t(v, q, e) "
-            "  WHERE EXISTS (SELECT FROM s)) "
+            "  WHERE EXISTS (SELECT FROM s)), "
+            # a new customer whose closest customer scored in the review band: a duplicates
+            # suggestion (none if that customer was erased meanwhile: its row is skipped)
+            "suggested AS (INSERT INTO duplicate_suggestions (tenant_id, customer_id, "
+            "  candidate_id, similarity) SELECT $1, $15, c.id, $28 FROM customers c "
+            "  WHERE c.id = $27 AND $17::boolean AND EXISTS (SELECT FROM s) FOR KEY SHARE) "
             "SELECT s.id, coalesce((SELECT visit_count FROM created), "
             "  (SELECT visit_count FROM updated)) AS visits FROM s",
             *_sighting_values(key, track, decision), write.customer_id, write.visit_id,
             write.new_customer, opened, change.started_at, change.ended_at, list(write.remove), track.model_id, track.dim,
             [view_id for view_id, _ in write.add], [shot.quality for _, shot in write.add],
             [shot.embedding.astype("<f4").tobytes() for _, shot in write.add],
+            decision.review[0] if decision.review else None,
+            decision.review[1] if decision.review else None,
         )  # fmt: skip
         if row is None:
             return None

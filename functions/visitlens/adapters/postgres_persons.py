@@ -12,6 +12,7 @@ from uuid import UUID
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.auth.principal import Principal
 from visitlens.persons.common import Customer, MergeRecord, MovedView, VisitRef
+from visitlens.persons.review import DuplicatePair, PersonGlance
 from visitlens.ports import DbScope
 from visitlens.reports.stats import rematerialise
 from visitlens.tenancy import audit
@@ -26,6 +27,47 @@ class PostgresPersonsStore:
         assert scope.tenant_id is not None
         async with self._db.transaction(scope) as conn:
             yield PostgresPersonsUnit(conn, scope.tenant_id)
+
+    async def open_pairs(
+        self, scope: DbScope, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[DuplicatePair]:
+        async with self._db.transaction(scope) as conn:
+            rows = await conn.fetch(_OPEN_PAIRS, after[0] if after else None,
+                                    after[1] if after else None, limit)  # fmt: skip
+        return [
+            DuplicatePair(
+                PersonGlance(*(r[f"a_{f}"] for f in _GLANCE)),
+                PersonGlance(*(r[f"b_{f}"] for f in _GLANCE)),
+                float(r["similarity"]),
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+
+_GLANCE = ("id", "first_seen_at", "last_seen_at", "visit_count", "snapshot")
+
+_OPEN_PAIRS = """
+SELECT d.similarity, d.created_at,
+       a.id AS a_id, a.first_seen_at AS a_first_seen_at, a.last_seen_at AS a_last_seen_at,
+       a.visit_count AS a_visit_count,
+       (SELECT s.id FROM sightings s WHERE s.customer_id = a.id AND s.snapshot_key IS NOT NULL
+        ORDER BY s.captured_at DESC, s.id DESC LIMIT 1) AS a_snapshot,
+       b.id AS b_id, b.first_seen_at AS b_first_seen_at, b.last_seen_at AS b_last_seen_at,
+       b.visit_count AS b_visit_count,
+       (SELECT s.id FROM sightings s WHERE s.customer_id = b.id AND s.snapshot_key IS NOT NULL
+        ORDER BY s.captured_at DESC, s.id DESC LIMIT 1) AS b_snapshot
+FROM duplicate_suggestions d
+JOIN customers a ON a.id = d.customer_id
+JOIN customers b ON b.id = d.candidate_id
+WHERE NOT EXISTS (SELECT FROM not_same_person n
+                  WHERE n.person_a = least(d.customer_id, d.candidate_id)
+                    AND n.person_b = greatest(d.customer_id, d.candidate_id))
+  AND ($1::timestamptz IS NULL OR (d.created_at, d.customer_id) < ($1, $2))
+ORDER BY d.created_at DESC, d.customer_id DESC
+LIMIT $3
+"""
+"""Open pairs, newest first; a pair marked "not the same person" is hidden."""
 
 
 class PostgresPersonsUnit:

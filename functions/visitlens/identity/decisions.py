@@ -41,6 +41,11 @@ class Decision:
     person_id: UUID | None  # None for NEW: the caller creates the customer
     similarity: float | None  # the evidence for the link, None for NEW
     runner_up: float | None = None  # the best similarity of any other person (ambiguity)
+    review: tuple[UUID, float] | None = None
+    """For NEW: the closest customer and its score when it fell in the review band — at or above
+    the base link threshold but below the gallery's open-set threshold. Too weak to link on (at
+    this gallery size a stranger reaches it too often), too strong to forget: the pair becomes a
+    duplicates suggestion for a person to decide, never a silent split or merge."""
 
 
 def best_per_person(shots: Sequence[Sequence[Candidate]]) -> dict[tuple[PersonKind, UUID], float]:
@@ -157,7 +162,11 @@ def decide(
     if customers and customers[0][1] >= limits.customer:
         (_, person), similarity = customers[0]
         return Decision(Outcome.RETURNING, person, similarity, _runner_up(ranked, person))
-    return Decision(Outcome.NEW, None, None, ranked[0][1] if ranked else None)
+    review = None
+    if customers and customers[0][1] >= settings.customer_link_threshold:
+        (_, person), similarity = customers[0]
+        review = (person, similarity)
+    return Decision(Outcome.NEW, None, None, ranked[0][1] if ranked else None, review)
 
 
 def _runner_up(ranked: list[tuple[tuple[PersonKind, UUID], float]], person: UUID) -> float | None:

@@ -266,8 +266,10 @@ class IngestUnit(Protocol):
         self, key: EventKey, track: Track, decision: Decision, write: CustomerPass
     ) -> tuple[UUID, int] | None:
         """A customer's pass (new or returning): its sighting, and, only if the event's sighting
-        did not exist yet, everything ``write`` says. The sighting's id and the customer's visit
-        count after it; None if the event's sighting exists already (nothing is written)."""
+        did not exist yet, everything ``write`` says, and a new customer's duplicates
+        suggestion (``decision.review``, skipped if that customer is gone). The sighting's id and
+        the customer's visit count after it; None if the event's sighting exists already
+        (nothing is written)."""
         ...
 
     async def add_demographics(

@@ -261,6 +261,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/persons/{tenant_id}/duplicates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Likely duplicates to review: passes that scored in the band just below the link threshold (paginated, newest first)
+         * @description Roles: system_admin, tenant_admin
+         */
+        get: operations["persons_list_duplicates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/persons/{tenant_id}/merge": {
         parameters: {
             query?: never;
@@ -1343,6 +1363,23 @@ export interface components {
             /** Visits */
             visits: number;
         };
+        /** DuplicateOut */
+        DuplicateOut: {
+            /** @description the customer it scored closest to */
+            candidate: components["schemas"]["PersonGlanceOut"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** @description the newer customer, created by the pass */
+            customer: components["schemas"]["PersonGlanceOut"];
+            /**
+             * Similarity
+             * @description cosine similarity of the pass to the candidate: in the review band, at or above the base link threshold and below the gallery's open-set threshold
+             */
+            similarity: number;
+        };
         /** DwellBucket */
         DwellBucket: {
             /** Label */
@@ -1996,6 +2033,16 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[DuplicateOut] */
+        Page_DuplicateOut_: {
+            /** Items */
+            items: components["schemas"]["DuplicateOut"][];
+            /**
+             * Next Cursor
+             * @description pass as ?cursor= for the next page; null at end
+             */
+            next_cursor: string | null;
+        };
         /** Page[SightingOut] */
         Page_SightingOut_: {
             /** Items */
@@ -2092,6 +2139,31 @@ export interface components {
              * @default false
              */
             refresh_cookie?: boolean;
+        };
+        /** PersonGlanceOut */
+        PersonGlanceOut: {
+            /**
+             * First Seen At
+             * Format: date-time
+             */
+            first_seen_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Last Seen At
+             * Format: date-time
+             */
+            last_seen_at: string;
+            /**
+             * Snapshot Sighting Id
+             * @description the newest sighting with a retained snapshot (GET .../sightings/{id}/snapshot), null once retention removed them all
+             */
+            snapshot_sighting_id: string | null;
+            /** Visit Count */
+            visit_count: number;
         };
         /**
          * PersonKind
@@ -4064,6 +4136,103 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_SightingOut_"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Role or scope does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or outside the caller's tenant) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with an existing object */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid fields (each one named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    persons_list_duplicates: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DuplicateOut_"];
                 };
             };
             /** @description Malformed request */

@@ -28,6 +28,7 @@ export default function Customers() {
   return (
     <Space direction="vertical" size="large" className="w-full">
       <Typography.Title level={2}>{t("customers.title")}</Typography.Title>
+      <Link to="/customers/duplicates">{t("customers.reviewDuplicates")}</Link>
       <Input.Search
         aria-label={t("customers.search")}
         placeholder={t("customers.search")}

@@ -19,6 +19,7 @@ from visitlens.http.router import Ctx, Route
 from visitlens.pagination import Page, PageQuery, decode_cursor, encode_cursor
 from visitlens.persons.erasure import Eraser
 from visitlens.persons.merging import PersonMerger
+from visitlens.persons.review import DuplicatesReview
 from visitlens.ports import ObjectStore, Transactions
 from visitlens.schemas import Input
 from visitlens.tenancy import audit
@@ -38,6 +39,7 @@ class PersonServices:
     eraser: Eraser
     store: ObjectStore
     raw_bucket: str
+    review: DuplicatesReview
 
 
 class MergeRequest(Input):
@@ -227,6 +229,44 @@ async def customer_sightings(ctx: Ctx[PersonServices]) -> Page[SightingOut]:
     return Page[SightingOut](items=items, next_cursor=cursor)
 
 
+class PersonGlanceOut(BaseModel):
+    id: UUID
+    first_seen_at: datetime
+    last_seen_at: datetime
+    visit_count: int
+    snapshot_sighting_id: UUID | None = Field(
+        description="the newest sighting with a retained snapshot (GET .../sightings/{id}/"
+        "snapshot), null once retention removed them all"
+    )
+
+
+class DuplicateOut(BaseModel):
+    customer: PersonGlanceOut = Field(description="the newer customer, created by the pass")
+    candidate: PersonGlanceOut = Field(description="the customer it scored closest to")
+    similarity: float = Field(
+        description="cosine similarity of the pass to the candidate: in the review band, at or "
+        "above the base link threshold and below the gallery's open-set threshold"
+    )
+    created_at: datetime
+
+
+async def list_duplicates(ctx: Ctx[PersonServices]) -> Page[DuplicateOut]:
+    """Likely duplicates, newest first: merge them (POST .../merge) or mark them "not the same
+    person" (POST .../not-same), which takes the pair off this list."""
+    query = ctx.query(PageQuery)
+    after = decode_cursor(query.cursor) if query.cursor else None
+    pairs = await ctx.services.review.open_pairs(
+        ctx.principal, ctx.params["tenant_id"], after, query.limit + 1
+    )
+    items = [DuplicateOut.model_validate(p, from_attributes=True) for p in pairs[: query.limit]]
+    cursor = (
+        encode_cursor(items[-1].created_at, items[-1].customer.id)
+        if len(pairs) > query.limit
+        else None
+    )
+    return Page[DuplicateOut](items=items, next_cursor=cursor)
+
+
 P = "/v1/persons/{tenant_id:uuid}"
 MERGE_ROUTES = [
     Route.build("GET", f"{P}/customers", list_customers, tag="persons", roles=(ADMIN,),
@@ -246,6 +286,10 @@ MERGE_ROUTES = [
                 roles=(ADMIN,), response=MergeOut, summary="Split a merge back out"),
     Route.build("POST", f"{P}/not-same", not_same, tag="persons", roles=(ADMIN,),
                 body=PairRequest, summary="Mark two persons as different people (never merged)"),
+    Route.build("GET", f"{P}/duplicates", list_duplicates, tag="persons", roles=(ADMIN,),
+                query=PageQuery, response=Page[DuplicateOut],
+                summary="Likely duplicates to review: passes that scored in the band just below "
+                "the link threshold (paginated, newest first)"),
 ]  # fmt: skip
 ERASE_ROUTES = [
     Route.build("POST", "/v1/erasure/{tenant_id:uuid}", erase, tag="persons", roles=(ADMIN,),
