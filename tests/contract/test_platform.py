@@ -1,0 +1,101 @@
+"""What Knative does in a cluster, kept as offline checks of the rendered deployment (nothing here
+applies it to a cluster: these encode the platform's documented behaviour, each with its source).
+
+- Knative injects a queue-proxy sidecar into every revision's pod; it listens on 8012 (HTTP/1),
+  8013 (HTTP/2), 8022 (admin, probes), 8112 (TLS), 9090 (the autoscaler's metrics) and 9091 (user
+  metrics), and profiling uses 8008. The webhook refuses a container port among them, and any
+  other listener of the pod on them fails to bind — as the functions' metrics server did on 9090
+  (knative/serving pkg/apis/serving/k8s_validation.go ``reservedPorts``;
+  pkg/apis/networking/ports.go; the same bind error: tektoncd/triggers#1090).
+- Requests reach a revision's queue-proxy from the activator (knative-serving) while it is scaled
+  to zero or buffered and directly from the ingress gateway (Kourier: kourier-system) otherwise;
+  the autoscaler (knative-serving) scrapes queue-proxy's 9090 (Knative docs, "Request flow").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.contract.test_cluster import build, pod_specs
+
+QUEUE_PROXY_PORTS = {8008, 8012, 8013, 8022, 8112, 9090, 9091}
+TARGETS = ["overlays/dev", "overlays/prod"]
+
+
+def knative_services(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == "Service" and "serving.knative.dev" in d["apiVersion"]]
+
+
+def ports_a_function_pod_listens_on(docs: list[dict[str, Any]]) -> dict[str, int]:
+    """Every port the functions' own processes bind or are scraped on, by where it is declared."""
+    found: dict[str, int] = {}
+    for service in knative_services(docs):
+        name = service["metadata"]["name"]
+        annotations = service["spec"]["template"].get("metadata", {}).get("annotations", {})
+        if "prometheus.io/port" in annotations:
+            found[f"{name}: prometheus.io/port"] = int(annotations["prometheus.io/port"])
+        for spec in pod_specs(service):
+            for container in spec.get("containers", []):
+                for port in container.get("ports", []):
+                    found[f"{name}: containerPort"] = int(port["containerPort"])
+                for env in container.get("env", []):
+                    if env["name"] == "VISITLENS_METRICS__PORT":
+                        found[f"{name}: env VISITLENS_METRICS__PORT"] = int(env["value"])
+    for doc in docs:
+        if doc["kind"] == "ConfigMap" and "VISITLENS_METRICS__PORT" in doc.get("data", {}):
+            key = f"ConfigMap/{doc['metadata']['name']}: VISITLENS_METRICS__PORT"
+            found[key] = int(doc["data"]["VISITLENS_METRICS__PORT"])
+    for doc in build("monitoring"):
+        if doc["kind"] == "PodMonitor":
+            for endpoint in doc["spec"]["podMetricsEndpoints"]:
+                found[f"PodMonitor/{doc['metadata']['name']}"] = int(endpoint["targetPort"])
+    return found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_function_port_is_one_queue_proxy_holds(target: str) -> None:
+    found = ports_a_function_pod_listens_on(build(target))
+    assert any("VISITLENS_METRICS__PORT" in k for k in found), found  # the check sees the port
+    assert any(k.startswith("PodMonitor/") for k in found), found
+    clashes = {where: port for where, port in found.items() if port in QUEUE_PROXY_PORTS}
+    assert not clashes, f"ports Knative's queue-proxy holds in the same pod: {clashes}"
+    metrics = {
+        p for k, p in found.items() if "METRICS" in k or k.startswith(("PodMonitor", "ConfigMap"))
+    }
+    assert len(metrics) == 1, f"the metrics port is declared differently in places: {found}"
+
+
+def admitted(policy: dict[str, Any], namespace: str) -> set[int]:
+    ports: set[int] = set()
+    for rule in policy["spec"].get("ingress", []):
+        sources = {
+            peer.get("namespaceSelector", {})
+            .get("matchLabels", {})
+            .get("kubernetes.io/metadata.name")
+            for peer in rule.get("from", [])
+        }
+        if namespace in sources:
+            ports |= {int(p["port"]) for p in rule.get("ports", [])}
+    return ports
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_knative_reaches_the_functions_queue_proxy_and_nothing_else(target: str) -> None:
+    policies = [d for d in build(target) if d["kind"] == "NetworkPolicy"]
+    to_functions = [
+        p for p in policies
+        if any(e.get("key") == "serving.knative.dev/service"
+               for e in p["spec"]["podSelector"].get("matchExpressions", []))
+        and "Ingress" in p["spec"].get("policyTypes", [])
+    ]  # fmt: skip
+    assert to_functions, "no policy admits Knative to the functions"
+    by_source: dict[str, set[int]] = {}
+    for namespace in ("knative-serving", "kourier-system", "knative-eventing"):
+        by_source[namespace] = set().union(*(admitted(p, namespace) for p in to_functions))
+    for namespace in ("knative-serving", "kourier-system", "knative-eventing"):
+        assert {8012, 8022} <= by_source[namespace], (namespace, by_source)
+    assert 9090 in by_source["knative-serving"], "the autoscaler cannot scrape queue-proxy"
+    for namespace, ports in by_source.items():  # the container's own port is queue-proxy's alone
+        assert ports <= QUEUE_PROXY_PORTS, (namespace, ports - QUEUE_PROXY_PORTS)
