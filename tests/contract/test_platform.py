@@ -99,3 +99,34 @@ def test_knative_reaches_the_functions_queue_proxy_and_nothing_else(target: str)
     assert 9090 in by_source["knative-serving"], "the autoscaler cannot scrape queue-proxy"
     for namespace, ports in by_source.items():  # the container's own port is queue-proxy's alone
         assert ports <= QUEUE_PROXY_PORTS, (namespace, ports - QUEUE_PROXY_PORTS)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_migration_reads_a_secret_the_postgres_operator_creates(target: str) -> None:
+    """CloudNativePG creates ``<cluster>-app`` (with ``username``, ``password``, ``uri`` …) for
+    the initdb owner only when ``bootstrap.initdb.secret`` is not set; with a user-supplied
+    secret there is no ``-app`` secret and a Job reading it never starts (CloudNativePG docs,
+    "Bootstrap", initdb credentials). Every secret a pod reads that is named after a cluster must
+    be one the operator makes, with a key it writes."""
+    docs = build(target)
+    clusters = [d for d in docs if d["kind"] == "Cluster" and "cnpg.io" in d["apiVersion"]]
+    assert clusters
+    generated: dict[str, set[str]] = {}
+    for cluster in clusters:
+        name = cluster["metadata"]["name"]
+        generated[f"{name}-superuser"] = {"username", "password", "uri", "pgpass", "host", "port"}
+        if "secret" not in cluster["spec"].get("bootstrap", {}).get("initdb", {}):
+            generated[f"{name}-app"] = {"username", "password", "uri", "jdbc-uri", "pgpass",
+                                        "host", "port", "dbname", "user"}  # fmt: skip
+    read = []
+    for doc in docs:
+        for spec in pod_specs(doc):
+            for container in spec.get("containers", []) + spec.get("initContainers", []):
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref and any(ref["name"].startswith(c["metadata"]["name"]) for c in clusters):
+                        read.append((doc["metadata"]["name"], ref["name"], ref["key"]))
+    assert read, "no pod reads the database operator's secret: the check would prove nothing"
+    for pod, secret, key in read:
+        assert secret in generated, f"{pod} reads {secret}, which CloudNativePG does not create"
+        assert key in generated[secret], f"{pod} reads {secret}/{key}: not a key it writes"
