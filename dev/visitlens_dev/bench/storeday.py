@@ -8,8 +8,8 @@ or the same day after the visit window), ``STAFF`` staff members enrolled from t
 enrolment accepts and none of their passes use, one photo per pass (single-shot) — and a multi-shot variant where every
 pass carries two to four photos of the person. No photo is used twice byte for byte: once a
 person's photos are used up, a pass takes a mildly augmented one (``augment``). (The open-set
-tail the thresholds use was fitted on all of LFW, ADR 0012; ``results.scale`` refits it on the
-calibration half alone and agrees: 9.35e-5 vs 9.1e-5 per comparison at 0.415.) Truth is known, so
+tail the thresholds use is ``results.scale``'s fit on the calibration half alone — 9.35e-5 per
+comparison at 0.415, 18.93 decades per unit — since 2026-12-06; before, all of LFW: ADR 0012.) Truth is known, so
 every identity decision can be scored:
 
 - unique-visitor error: |customers created - visitors| / visitors;
