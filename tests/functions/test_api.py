@@ -275,6 +275,9 @@ async def test_site_camera_crud(api_client: httpx.AsyncClient, world: TenantWorl
         f"{t}/sites", headers=h, json={"name": "Zürich HB", "timezone": "UTC"}
     )
     assert duplicate.status_code == 409
+    assert duplicate.json()["errors"] == [  # in words, never the constraint's name
+        {"field": "body.name", "message": "a site with this name exists already"}
+    ]
     camera = await ok(
         await api_client.post(
             f"{t}/sites/{site['id']}/cameras", headers=h, json={"name": "door", "kind": "usb"}
@@ -317,7 +320,8 @@ async def test_user_crud_never_returns_secrets(
     dup = await api_client.post(
         f"{t}/users", headers=h, json={"email": email, "role": "tenant_admin", "password": PASSWORD}
     )
-    assert dup.status_code == 409
+    assert dup.status_code == 409 and "_key" not in dup.text
+    assert dup.json()["errors"][0]["field"] == "body.email"
     bad_scope = await api_client.post(
         f"{t}/users",
         headers=h,

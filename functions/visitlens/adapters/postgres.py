@@ -51,6 +51,16 @@ _UNAVAILABLE = (
 )
 """What a restart or outage of the server raises: a 503, retried by the sender."""
 
+UNIQUE_CONFLICTS: dict[str, tuple[str, str | None]] = {
+    "users_email_key": ("a user with this e-mail address exists already", "body.email"),
+    "tenants_slug_key": ("a tenant with this slug exists already", "body.slug"),
+    "sites_tenant_id_name_key": ("a site with this name exists already", "body.name"),
+    "cameras_site_id_name_key": ("this site has a camera with this name already", "body.name"),
+}
+"""A uniqueness conflict as the person who caused it understands it, with the field to fix;
+never the database's constraint name (the console showed ``users_email_key``). Others: a
+generic 409, the constraint only in the log."""
+
 
 def _connection_lost(exc: asyncpg.InterfaceError) -> bool:
     """An interface error that only followed the loss of the connection (asyncpg raises one when
@@ -153,15 +163,17 @@ class Database:
         except VisitlensError:
             raise  # raised by the caller inside the block: already classified
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict(f"already exists ({exc.constraint_name})") from exc
+            message, field = UNIQUE_CONFLICTS.get(
+                exc.constraint_name or "", ("this already exists", None)
+            )
+            logger.info("unique violation: %s", exc.constraint_name)
+            raise Conflict(message, field=field) from exc
         except asyncpg.ForeignKeyViolationError as exc:
-            raise InvalidInput(
-                f"refers to a row that does not exist ({exc.constraint_name})"
-            ) from exc
+            logger.info("foreign key violation: %s", exc.constraint_name)
+            raise InvalidInput("refers to something that does not exist (any more)") from exc
         except asyncpg.CheckViolationError as exc:
-            raise InvalidInput(
-                f"violates a rule of the data model ({exc.constraint_name})"
-            ) from exc
+            logger.info("check violation: %s", exc.constraint_name)
+            raise InvalidInput("a value is outside what is allowed") from exc
         except asyncpg.InsufficientPrivilegeError as exc:
             # A row-level-security WITH CHECK failure: the row is outside the caller's tenant.
             # (The server's message names the table and policy, never row values.)
