@@ -9,12 +9,14 @@ import asyncio
 import uuid
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
 from visitlens.adapters.gallery import MilvusGallery
 from visitlens.config import MilvusSettings
 from visitlens.errors import TransientError
+from visitlens.ports import GalleryRow, PersonKind
 
 
 class FlakyMilvus:
@@ -198,3 +200,38 @@ def test_recent_views_stay_row_for_row_through_many_appends_expiries_and_forgets
         expected = np.stack([r.embedding for _, r in live]).astype(np.float32)
         assert np.array_equal(recent.matrix, expected)
         assert np.array_equal(recent.times, [t for t, _ in live])
+
+
+class UnreachableMilvus:
+    """What pymilvus sometimes lets through while the server is down: gRPC's own error."""
+
+    @staticmethod
+    def _refused() -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(
+            grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+            details="failed to connect to all addresses",
+        )  # fmt: skip
+
+    async def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refused()
+
+    async def insert(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refused()
+
+    async def search(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refused()
+
+
+async def test_a_raw_grpc_failure_is_unavailability_never_a_crash() -> None:
+    """The fault suite's Milvus outage once answered 500: ingest's clean-up delete got a raw
+    ``AioRpcError``, which only a MilvusException handler stood in front of."""
+    gallery = MilvusGallery("http://127.0.0.1:9", MilvusSettings(), "m", 4)
+    gallery._client = UnreachableMilvus()
+    vector = np.array([1.0, 0.0, 0.0, 0.0], np.float32)
+    row = GalleryRow(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), PersonKind.CUSTOMER, vector)
+    with pytest.raises(TransientError, match="UNAVAILABLE"):
+        await gallery.delete_views(uuid.uuid4(), [uuid.uuid4()])
+    with pytest.raises(TransientError, match="UNAVAILABLE"):
+        await gallery.insert([row])
+    with pytest.raises(TransientError):
+        await asyncio.wait_for(gallery.search(uuid.uuid4(), vector[None, :], 5), timeout=5)

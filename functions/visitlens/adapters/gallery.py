@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient
@@ -34,6 +35,20 @@ logger = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^a-z0-9_]")
 GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
 COLLECTION_NOT_LOADED = 101
+# What a Milvus call raises when the server is away. pymilvus wraps most gRPC failures in a
+# MilvusException but lets some through as they are (a delete while the server is down raised
+# grpc.aio.AioRpcError: the fault suite saw a 500 instead of a 503) — both are unavailability.
+MILVUS_ERRORS = (MilvusException, grpc.RpcError)
+
+
+def _code(error: BaseException) -> str:
+    """A short reason for the logs: Milvus's error code or gRPC's status (never the message)."""
+    if isinstance(error, MilvusException):
+        return str(error.code)
+    status = getattr(error, "code", None)
+    return str(status().name) if callable(status) else type(error).__name__
+
+
 """Milvus's error code for a search or query on a released collection (``merr``
 ErrCollectionNotLoaded, internal/util/merr/errors.go)."""
 """No keep-alive pings on an idle channel: pymilvus pings every 10 s by default, and a server with
@@ -223,8 +238,8 @@ class MilvusGallery:
                 db_name=self._settings.db_name,
                 grpc_options=GRPC_OPTIONS,
             )
-        except MilvusException as exc:
-            raise TransientError(f"Milvus unavailable: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus unavailable: {_code(exc)}") from exc
         try:
             if sync.has_collection(self.collection):
                 described = sync.describe_collection(self.collection)
@@ -258,8 +273,8 @@ class MilvusGallery:
                 properties={"visitlens.model_id": self.model_id},
             )
             logger.info("created collection %s (dim %d)", self.collection, self.dim)
-        except MilvusException as exc:
-            raise TransientError(f"Milvus unavailable: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus unavailable: {_code(exc)}") from exc
         finally:
             sync.close()
 
@@ -307,8 +322,8 @@ class MilvusGallery:
         client = await self.client()
         try:
             await client.insert(self.collection, data)
-        except MilvusException as exc:
-            raise TransientError(f"Milvus insert failed: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus insert failed: {_code(exc)}") from exc
         now = time.monotonic()
         by_tenant: dict[UUID, list[GalleryRow]] = {}
         for row in rows:
@@ -335,8 +350,8 @@ class MilvusGallery:
         client = await self.client()
         try:
             await client.flush(self.collection)
-        except MilvusException as exc:
-            raise TransientError(f"Milvus flush failed: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus flush failed: {_code(exc)}") from exc
 
     async def search(
         self,
@@ -458,8 +473,8 @@ class MilvusGallery:
                     consistency_level=CONSISTENCY,
                 )
             )  # fmt: skip
-        except MilvusException as exc:
-            raise TransientError(f"Milvus search failed: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus search failed: {_code(exc)}") from exc
         return [
             [
                 (
@@ -545,16 +560,16 @@ class MilvusGallery:
                 return 0
             client = await self.client()
             return _deleted_count(await client.delete(self.collection, ids=owned))
-        except MilvusException as exc:
-            raise TransientError(f"Milvus delete failed: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus delete failed: {_code(exc)}") from exc
 
     async def _delete(self, expression: str) -> int:
         try:
             result = await self._loaded(
                 lambda client: client.delete(self.collection, filter=expression)
             )
-        except MilvusException as exc:
-            raise TransientError(f"Milvus delete failed: {exc.code}") from exc
+        except MILVUS_ERRORS as exc:
+            raise TransientError(f"Milvus delete failed: {_code(exc)}") from exc
         return _deleted_count(result)
 
     async def close(self) -> None:
