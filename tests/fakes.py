@@ -34,6 +34,7 @@ from visitlens.identity.ingest import (
 )
 from visitlens.persons.common import Customer, MergeRecord, MovedView, VisitRef
 from visitlens.ports import DbScope, GalleryRow, Hit, Nearest, PersonKind, StoredObject
+from visitlens.retention.purge import TenantRetention
 from visitlens.staff.enrollment import StaffImage
 from visitlens.vision.detection import Detection
 from visitlens.vision.pipeline import Face
@@ -402,18 +403,20 @@ class FakePurgeStore:
         self.retention_days: dict[UUID, int] = {}
         self.pointers: list[SnapshotPointer] = []
         self.audit: list[tuple[UUID, str, dict[str, Any]]] = []
+        self.runs: dict[UUID, datetime] = {}
 
-    async def retention(self) -> list[tuple[UUID, int]]:
-        return sorted(self.retention_days.items())
+    async def retention(self) -> list[TenantRetention]:
+        return [TenantRetention(t, days, self.runs.get(t))
+                for t, days in sorted(self.retention_days.items())]  # fmt: skip
 
     @asynccontextmanager
     async def unit(self, tenant_id: UUID) -> AsyncIterator[FakePurgeUnit]:
-        saved = copy.deepcopy((self.pointers, self.audit))
+        saved = copy.deepcopy((self.pointers, self.audit, self.runs))
         unit = FakePurgeUnit(self, tenant_id)
         try:
             yield unit
         except BaseException:
-            self.pointers, self.audit = saved
+            self.pointers, self.audit, self.runs = saved
             raise
 
 
@@ -440,6 +443,9 @@ class FakePurgeUnit:
 
     async def audit(self, action: str, target: str, details: dict[str, Any]) -> None:
         self._store.audit.append((self._tenant_id, action, details))
+
+    async def finished(self, at: datetime, objects_deleted: int, survivors_remaining: int) -> None:
+        self._store.runs[self._tenant_id] = at
 
 
 # --- merging's and erasure's unit of work ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The `purge` function: the nightly retention run (a PingSource tick).
+"""The `purge` function: the hourly, time-budgeted retention tick (a PingSource tick).
 
 A thin entry point: `visitlens.wiring` composes the handler from the settings.
 """

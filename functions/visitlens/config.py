@@ -361,6 +361,21 @@ class HttpSettings(BaseModel):
     )
 
 
+class RetentionSettings(BaseModel):
+    """The purge's time budget. Knative refuses a revision timeout above its
+    ``max-revision-timeout-seconds`` (600 s by default), so each hourly tick stops starting
+    tenants once ``budget_s`` is spent and the rest wait for the next tick."""
+
+    budget_s: int = Field(
+        default=480, ge=1, le=3_000,
+        description="a purge tick starts no tenant after this many seconds (below the timeout)",
+    )  # fmt: skip
+    every_h: int = Field(
+        default=20, ge=1, le=168,
+        description="a tenant is due again this many hours after its last finished purge",
+    )  # fmt: skip
+
+
 class MetricsSettings(BaseModel):
     port: int = Field(
         default=0, ge=0, le=65_535, description="Prometheus /metrics port of a function; 0: off"
@@ -395,6 +410,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     events: EventAuthSettings = Field(default_factory=EventAuthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Self:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -186,7 +187,11 @@ def purge_services(settings: Settings) -> purge_routes.PurgeServices:
         db,
         {"database": health.database(db),
          "object_store": health.bucket(store, settings.s3.raw_bucket)},
-        Purger(PostgresPurgeStore(db), store, settings.s3.raw_bucket, SystemClock()),
+        Purger(
+            PostgresPurgeStore(db), store, settings.s3.raw_bucket, SystemClock(),
+            budget=timedelta(seconds=settings.retention.budget_s),
+            every=timedelta(hours=settings.retention.every_h),
+        ),
     )  # fmt: skip
 
 

@@ -10,15 +10,23 @@ applies it to a cluster: these encode the platform's documented behaviour, each 
 - Requests reach a revision's queue-proxy from the activator (knative-serving) while it is scaled
   to zero or buffered and directly from the ingress gateway (Kourier: kourier-system) otherwise;
   the autoscaler (knative-serving) scrapes queue-proxy's 9090 (Knative docs, "Request flow").
+- The webhook refuses a revision whose ``timeoutSeconds`` exceeds config-defaults'
+  ``max-revision-timeout-seconds``, 600 unless changed (knative/docs
+  docs/serving/configuration/config-defaults.md); the charts leave config-defaults alone.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.contract.test_cluster import build, pod_specs
+from visitlens.config import Settings
+from visitlens.errors import ConfigurationError
+from visitlens_dev.runtime.spec import KNATIVE_MAX_TIMEOUT_S, discover, load
 
 QUEUE_PROXY_PORTS = {8008, 8012, 8013, 8022, 8112, 9090, 9091}
 TARGETS = ["overlays/dev", "overlays/prod"]
@@ -130,3 +138,30 @@ def test_the_migration_reads_a_secret_the_postgres_operator_creates(target: str)
     for pod, secret, key in read:
         assert secret in generated, f"{pod} reads {secret}, which CloudNativePG does not create"
         assert key in generated[secret], f"{pod} reads {secret}/{key}: not a key it writes"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_revision_timeout_is_one_knative_accepts(target: str) -> None:
+    timeouts = {
+        s["metadata"]["name"]: s["spec"]["template"]["spec"].get("timeoutSeconds", 300)
+        for s in knative_services(build(target))
+    }
+    assert "purge" in timeouts, timeouts
+    too_long = {name: t for name, t in timeouts.items() if t > KNATIVE_MAX_TIMEOUT_S}
+    assert not too_long, f"above max-revision-timeout-seconds {KNATIVE_MAX_TIMEOUT_S}: {too_long}"
+
+
+def test_a_function_cannot_declare_a_timeout_knative_refuses(tmp_path: Path) -> None:
+    declared = (REPO / "functions" / "purge" / "function.yaml").read_text()
+    folder = tmp_path / "purge"
+    folder.mkdir()
+    (folder / "function.yaml").write_text(declared.replace("timeout_s: 600", "timeout_s: 3600"))
+    with pytest.raises(ConfigurationError, match="timeout_s"):
+        load(folder)
+
+
+def test_the_purge_stops_starting_tenants_well_before_its_timeout() -> None:
+    """A tick starts no tenant after ``retention.budget_s``: one tenant's run and the audit-chain
+    checks must still fit before Knative cuts the request."""
+    (purge,) = [spec for spec in discover(REPO / "functions") if spec.name == "purge"]
+    assert Settings().retention.budget_s <= purge.timeout_s - 60, purge.timeout_s

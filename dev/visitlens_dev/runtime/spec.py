@@ -18,6 +18,13 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 """The repository's ``functions/`` folder (one sub-folder per function)."""
 
 
+# Knative Serving's config-defaults ``max-revision-timeout-seconds`` (default 600): the webhook
+# refuses a Service whose ``timeoutSeconds`` exceeds it (knative/docs
+# docs/serving/configuration/config-defaults.md, "Max revision timeout seconds"; knative/serving
+# pkg/apis/config/defaults.go). The charts do not change config-defaults: no function may ask more.
+KNATIVE_MAX_TIMEOUT_S = 600
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -94,7 +101,11 @@ class FunctionSpec(_Strict):
     concurrency: int = Field(default=10, ge=1, le=1000, description="requests per instance")
     min_scale: int = Field(default=0, ge=0, le=100)
     max_scale: int = Field(default=10, ge=1, le=1000)
-    timeout_s: int = Field(default=60, ge=1, le=3600)
+    timeout_s: int = Field(
+        default=60, ge=1, le=KNATIVE_MAX_TIMEOUT_S,
+        description="request timeout (Knative refuses a revision timeout above its "
+        "max-revision-timeout-seconds, 600 s unless config-defaults is changed)",
+    )  # fmt: skip
     folder: Path = Field(default=Path(), exclude=True)
 
     @property

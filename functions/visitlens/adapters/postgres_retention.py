@@ -10,6 +10,7 @@ from uuid import UUID
 
 from visitlens.adapters.postgres import Connection, Database
 from visitlens.ports import DbScope
+from visitlens.retention.purge import TenantRetention
 from visitlens.tenancy import audit
 
 
@@ -17,10 +18,13 @@ class PostgresPurgeStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def retention(self) -> list[tuple[UUID, int]]:
+    async def retention(self) -> list[TenantRetention]:
         async with self._db.transaction(DbScope(None, system_admin=True)) as conn:
-            rows = await conn.fetch("SELECT id, raw_retention_days FROM tenants ORDER BY id")
-        return [(r["id"], r["raw_retention_days"]) for r in rows]
+            rows = await conn.fetch(
+                "SELECT t.id, t.raw_retention_days, r.finished_at FROM tenants t "
+                "LEFT JOIN retention_runs r ON r.tenant_id = t.id ORDER BY t.id"
+            )
+        return [TenantRetention(r["id"], r["raw_retention_days"], r["finished_at"]) for r in rows]
 
     @asynccontextmanager
     async def unit(self, tenant_id: UUID) -> AsyncIterator[PostgresPurgeUnit]:
@@ -57,3 +61,12 @@ class PostgresPurgeUnit:
 
     async def audit(self, action: str, target: str, details: dict[str, Any]) -> None:
         await audit.record(self._conn, None, action, "bucket", target, self._tenant_id, details)
+
+    async def finished(self, at: datetime, objects_deleted: int, survivors_remaining: int) -> None:
+        await self._conn.execute(
+            "INSERT INTO retention_runs (tenant_id, finished_at, objects_deleted, "
+            "survivors_remaining) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE SET "
+            "finished_at = excluded.finished_at, objects_deleted = excluded.objects_deleted, "
+            "survivors_remaining = excluded.survivors_remaining",
+            self._tenant_id, at, objects_deleted, survivors_remaining,
+        )  # fmt: skip

@@ -3,6 +3,11 @@ S3 and their database pointers nulled; a verification pass then lists what is le
 tenant's prefix and deletes (and reports) any survivor, referenced or not. Idempotent: a second run
 finds nothing. Each tenant's run is audited with its counts.
 
+Knative refuses a revision timeout above ``max-revision-timeout-seconds`` (600 s by default), so a
+run works within a time budget: an hourly tick purges the due tenants (never purged, or not for
+``every``), the longest-waiting first, until the budget is spent; the others wait for the next
+tick. Each tenant's run is recorded in its own transaction, so a tick cut short loses nothing.
+
 Keys in ``faces-raw`` are ``tenant/site/camera/YYYY-MM-DD/track.jpg`` (the capture date, UTC), so
 age is judged from the key as well as from the object's own timestamp.
 """
@@ -36,6 +41,25 @@ def key_date(key: str) -> date | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class TenantRetention:
+    """A tenant's raw-snapshot retention and when its last purge finished (None: never)."""
+
+    tenant_id: UUID
+    days: int
+    last_run: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRun:
+    """One tick's work: each purged tenant's counts, the due tenants left for the next tick, and
+    the tenants whose purge failed (rolled back whole; due again at the next tick)."""
+
+    results: list[dict[str, Any]]
+    deferred: int
+    failed: tuple[UUID, ...] = ()
+
+
 class PurgeUnit(Protocol):
     """The port of one tenant's purge transaction (PostgreSQL in production)."""
 
@@ -51,10 +75,14 @@ class PurgeUnit(Protocol):
         """An audit entry by the system itself, in this transaction."""
         ...
 
+    async def finished(self, at: datetime, objects_deleted: int, survivors_remaining: int) -> None:
+        """The tenant's run recorded (its place in the queue), in this transaction."""
+        ...
+
 
 class PurgeStore(Protocol):
-    async def retention(self) -> list[tuple[UUID, int]]:
-        """Every tenant and its raw-snapshot retention in days."""
+    async def retention(self) -> list[TenantRetention]:
+        """Every tenant, its raw-snapshot retention in days and its last finished purge."""
         ...
 
     def unit(self, tenant_id: UUID) -> AbstractAsyncContextManager[PurgeUnit]: ...
@@ -66,11 +94,32 @@ class Purger:
     objects: ObjectStore
     bucket: str
     clock: Clock
+    budget: timedelta = timedelta(minutes=8)
+    every: timedelta = timedelta(hours=20)
 
-    async def run(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        now = now or self.clock.now()
-        tenants = await self.store.retention()
-        return [await self.purge_tenant(tenant, days, now) for tenant, days in tenants]
+    async def run(self, now: datetime | None = None) -> PurgeRun:
+        """The due tenants, longest-waiting first, until the budget is spent (at least one
+        tenant per tick, so the queue always moves)."""
+        started = self.clock.now()
+        now = now or started
+        due = [t for t in await self.store.retention()
+               if t.last_run is None or t.last_run <= now - self.every]  # fmt: skip
+        due.sort(key=lambda t: (t.last_run is not None, t.last_run or now, t.tenant_id))
+        results: list[dict[str, Any]] = []
+        failed: list[UUID] = []
+        for position, tenant in enumerate(due):
+            if (results or failed) and self.clock.now() - started >= self.budget:
+                logger.info(
+                    "purge budget of %s spent: %d due tenants wait for the next tick",
+                    self.budget, len(due) - position,
+                )  # fmt: skip
+                return PurgeRun(results, len(due) - position, tuple(failed))
+            try:
+                results.append(await self.purge_tenant(tenant.tenant_id, tenant.days, now))
+            except TransientError as error:  # fails alone: the other tenants still get purged
+                logger.error("purge of tenant %s failed: %s", tenant.tenant_id, error.message)
+                failed.append(tenant.tenant_id)
+        return PurgeRun(results, 0, tuple(failed))
 
     async def purge_tenant(self, tenant_id: UUID, days: int, now: datetime) -> dict[str, Any]:
         cutoff = now - timedelta(days=days)
@@ -89,12 +138,13 @@ class Purger:
             counts = {
                 "run_id": str(run_id),
                 "older_than": cutoff.isoformat(),
-                "objects_deleted": len(keys) + len(survivors),
+                "objects_deleted": (deleted := len(keys) + len(survivors)),
                 "pointers_cleared": cleared,
                 "survivors": len(survivors),
                 "survivors_remaining": len(remaining),
             }
             await unit.audit("retention.purge", self.bucket, counts)
+            await unit.finished(now, deleted, len(remaining))
         if remaining:
             logger.error(
                 "purge %s: %d snapshots survive in tenant %s", run_id, len(remaining), tenant_id

@@ -1,5 +1,5 @@
-"""The `purge` function's HTTP side: the nightly retention run (a PingSource tick), then each
-tenant's audit chain verified."""
+"""The `purge` function's HTTP side: an hourly retention tick (PingSource) purges the due tenants
+within its time budget, then verifies each purged tenant's audit chain."""
 
 from __future__ import annotations
 
@@ -49,19 +49,24 @@ class PurgeEndpoint(EventFunction[PurgeServices]):
             if event["type"] != PING_TYPE:
                 raise InvalidInput(f"purge runs on cron ticks, not {event['type']}", field="type")
             s = await self._services()
-            results = await s.purger.run()
+            run = await s.purger.run()
         except VisitlensError as error:
             return rejection(error, event)
+        results = run.results
         PURGED.labels("objects").inc(sum(r["objects_deleted"] for r in results))
         PURGED.labels("pointers").inc(sum(r["pointers_cleared"] for r in results))
         PURGE_SURVIVORS.set(sum(r["survivors_remaining"] for r in results))
-        PURGE_LAST_SUCCESS.set_to_current_time()
+        if not run.failed:
+            PURGE_LAST_SUCCESS.set_to_current_time()
         AUDIT_CHAIN_PROBLEMS.set(await _chain_problems(s, results))
-        return JSONResponse({"tenants": results})
+        return JSONResponse({
+            "tenants": results, "deferred": run.deferred,
+            "failed": [str(tenant) for tenant in run.failed],
+        })  # fmt: skip
 
 
 async def _chain_problems(p: PurgeServices, results: list[dict[str, Any]]) -> int:
-    """The nightly run also verifies each tenant's audit chain (the run just appended to it):
+    """Each tick also verifies the audit chain of every tenant it purged (the run just appended to it):
     edited, deleted or reordered rows raise `visitlens_audit_chain_problems` and its alert."""
     problems = 0
     for result in results:
