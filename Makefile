@@ -57,10 +57,15 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(GST_PACKAGES) >/dev/null; }; \
 	else echo "warning: install $(GST_PACKAGES) (Debian) for the RTSP test"; fi
 
+# make test: pytest-xdist workers, a test file at a time (module fixtures stay in one worker),
+# each worker with its own embedded stack; tests/conftest.py starts the longest files first.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
 	$(MAKE) --no-print-directory test-web
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m pytest -q -p no:cacheprovider --cov --cov-report= tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= tests
 	$(MAKE) --no-print-directory test-milvus-server PYTEST_COV="--cov --cov-append --cov-report="
 	$(MAKE) --no-print-directory coverage
 

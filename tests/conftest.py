@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from visitlens.config import Settings
 from visitlens.wiring import create_system_admin
 from visitlens_dev.runtime.runner import function_env, local_issuer
 from visitlens_dev.runtime.spec import discover
-from visitlens_dev.stack.ephemeral import consecutive_free_ports, ephemeral_stack
+from visitlens_dev.stack.ephemeral import consecutive_free_ports, ephemeral_stack, start_in
 from visitlens_dev.stack.processes import free_port, terminate, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,32 @@ SHARED = REPO.parent / "shared"
 PASSWORD = "correct-horse-battery-staple"
 LOOPBACK_LOGINS = {"VISITLENS_HTTP__RATE_LIMIT_LOGIN_ADDRESS": "100000/minute"}
 FUZZ_RATE = {"VISITLENS_HTTP__RATE_LIMIT_TENANT": "1000000/minute"}
+
+
+# The longest files (measured with --durations, each over 40 s: their own stacks, processes and
+# browsers) go first. `make test` runs two pytest-xdist workers a file at a time (`--dist
+# loadfile`), so these start at once and the many short files fill in around them; in collection
+# order the e2e run came last and the run ended with one worker idle for minutes.
+LONGEST_FIRST = (
+    "integration/test_e2e.py",
+    "faults/test_dependency_restarts.py",
+    "edge/test_worker.py",
+    "integration/test_fuzz_api.py",
+    "web/test_console.py",
+    "integration/test_function_install.py",
+    "edge/test_resilience.py",
+    "edge/test_edge_install.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest-xdist schedules by node id and keeps one item per id: a repeated id is a test that
+    # never runs (schemathesis' own parametrize did that to 65 of 68 fuzzed operations)
+    repeated = sorted(n for n, count in Counter(i.nodeid for i in items).items() if count > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests that share a node id (xdist would run one): {repeated}")
+    rank = {REPO / "tests" / name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))  # stable: file order kept
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -292,7 +319,7 @@ class DevServer:
         self.settings = settings
         self.log = log
         self.gateway_port = free_port()
-        self.function_base = consecutive_free_ports(len(discover()) + 2, 27000)
+        self.function_base = consecutive_free_ports(len(discover()) + 2, start_in(27000, 1000, 12))
         self.base = f"http://127.0.0.1:{self.gateway_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -37,7 +37,7 @@ from visitlens_dev.demo import ADMIN_EMAIL, _walkthrough
 from visitlens_dev.edge_demo import packaged_faces
 from visitlens_dev.runtime.runner import function_env, metrics_ports_of
 from visitlens_dev.runtime.spec import discover
-from visitlens_dev.stack.ephemeral import consecutive_free_ports, ephemeral_stack
+from visitlens_dev.stack.ephemeral import consecutive_free_ports, ephemeral_stack, start_in
 from visitlens_dev.stack.processes import free_port, terminate, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,11 @@ def run_e2e(artifacts: Path) -> int:
     summary: dict[str, Any] = {"scripted": SCRIPTED}
     with ephemeral_stack(artifacts / "stack") as stack:
         settings = stack.model_copy(
-            update={"metrics": MetricsSettings(port=consecutive_free_ports(len(discover()), 26000))}
+            update={
+                "metrics": MetricsSettings(
+                    port=consecutive_free_ports(len(discover()), start_in(26000, 1000, 10))
+                )
+            }
         )
         _say(f"1. embedded stack under {artifacts / 'stack'}; models")
         prepare(settings.models_dir)

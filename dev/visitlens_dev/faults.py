@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shutil
 import threading
 import time
@@ -42,7 +41,7 @@ from visitlens.wiring import create_system_admin
 from visitlens_dev.runtime.gateway import Deployed, Gateway
 from visitlens_dev.runtime.runner import local_issuer, running_functions
 from visitlens_dev.stack import manager
-from visitlens_dev.stack.ephemeral import consecutive_free_ports
+from visitlens_dev.stack.ephemeral import consecutive_free_ports, start_in
 from visitlens_dev.stack.processes import spawn, tcp_open, terminate, wait_until
 from visitlens_edge.config import EdgeSettings
 from visitlens_edge.queue import DiskQueue
@@ -122,7 +121,7 @@ class Redis:
         self.binary = binary
         self.dir = data_dir
         # restarted on it: below the ephemeral range, from a random start (see ephemeral_settings)
-        self.port = consecutive_free_ports(1, 26000 + secrets.randbelow(100) * 10)
+        self.port = consecutive_free_ports(1, start_in(28000, 1000, 10))
         self.pid: int | None = None
 
     @property
@@ -379,7 +378,7 @@ def run(settings: Settings, models_dir: Path, work_dir: Path,
     the report (see the module docstring)."""
     redis = Redis(work_dir / "redis")
     redis.start()
-    gateway_port = consecutive_free_ports(1, 27000 + secrets.randbelow(100) * 10)
+    gateway_port = consecutive_free_ports(1, start_in(29000, 1000, 10))
     settings = settings.model_copy(update={
         "stack": settings.stack.model_copy(update={"gateway_port": gateway_port})})  # fmt: skip
     env = {

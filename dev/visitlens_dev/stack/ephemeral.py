@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,15 +34,33 @@ def consecutive_free_ports(n: int, start: int) -> int:
     raise RuntimeError(f"no {n} consecutive free ports from {start}")
 
 
+LANES = 4
+
+
+def lane() -> int:
+    """The pytest-xdist worker this process serves (``gw0``, ``gw1`` …; 0 outside xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return int(worker) % LANES if worker.isdigit() else 0
+
+
+def start_in(first: int, width: int, stride: int) -> int:
+    """A random start, ``stride`` apart, in this process's lane of ``[first, first + width)``.
+
+    Stacks started at once must not try the same ports: one found free by two of them is bound
+    by the first and refused to the second (two `make test` workers did that to SeaweedFS). The
+    workers of a run each get a lane of their own; within it, a random start keeps apart the
+    stacks of one worker's subprocesses (`visitlens e2e`) and of a benchmark run beside it."""
+    lane_width = width // LANES
+    return first + lane() * lane_width + secrets.randbelow(lane_width // stride - 1) * stride
+
+
 def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Settings:
     # Below the kernel's range for outgoing connections (see consecutive_free_ports): a service
     # restarted on its port (the fault suite) must find it free again, and S3 takes port + 1 too.
-    # From a random start, so that two stacks started at once (a test run beside a benchmark)
-    # rarely try the same ports.
-    spread = secrets.randbelow(300) * 10
-    milvus = consecutive_free_ports(1, 23000 + spread)
-    s3 = consecutive_free_ports(2, 23000 + spread + 3)
-    gateway = consecutive_free_ports(1, 23000 + spread + 6)
+    single = start_in(23000, 3000, 10)
+    milvus = consecutive_free_ports(1, single)
+    s3 = consecutive_free_ports(2, single + 3)
+    gateway = consecutive_free_ports(1, single + 6)
     return Settings(
         env=Environment.TEST,
         # private by definition: never a database or object store named by the environment (a
@@ -53,9 +72,9 @@ def ephemeral_settings(data_dir: Path, milvus_uri: str | None = None) -> Setting
         stack=StackSettings(
             milvus_port=milvus,
             s3_port=s3,
-            seaweed_port_base=consecutive_free_ports(6, 21000),
+            seaweed_port_base=consecutive_free_ports(6, start_in(21000, 2000, 10)),
             gateway_port=gateway,
-            function_port_base=consecutive_free_ports(8, 31000),
+            function_port_base=consecutive_free_ports(8, start_in(31000, 1600, 10)),
         ),
     )
 

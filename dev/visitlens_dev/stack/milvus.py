@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
+
 from visitlens.config import Settings
 from visitlens_dev.stack.processes import find_binary, spawn, tcp_open, wait_until
 
@@ -34,13 +36,24 @@ def start(settings: Settings) -> tuple[int, str]:
 
 
 def healthy(uri: str) -> bool:
+    """Milvus answers a listing — asked up to three times: a process with a long-lived connection
+    to the same server shares gRPC's subchannel, and a GOAWAY the server sent it ("too many
+    pings") failed one check of a healthy server (seen late in a `make test` worker)."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
-    try:
-        client = MilvusClient(uri=uri, timeout=3)
-        client.list_collections()
-        client.close()
-    except (MilvusException, OSError):
-        return False
-    return True
+    def ask() -> bool:
+        try:
+            client = MilvusClient(uri=uri, timeout=3)
+            client.list_collections()
+            client.close()
+        except (MilvusException, OSError):
+            return False
+        return True
+
+    retrying = Retrying(
+        stop=stop_after_attempt(3), wait=wait_fixed(0.5),
+        retry=retry_if_result(lambda ok: not ok), retry_error_callback=lambda _: False,
+    )  # fmt: skip
+    answer: bool = retrying(ask)
+    return answer

@@ -70,6 +70,10 @@ def start(settings: Settings) -> tuple[int, str]:
         f"-s3.config={identities}",
         "-webdav=false",
         "-admin.ui=false",
+        # unused catalogs on fixed default ports (8181, 9101): two stacks started at once (the
+        # `make test` workers) raced for them and the second SeaweedFS died at start-up
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     (root / "data").mkdir(exist_ok=True)
     env = dict(os.environ)
