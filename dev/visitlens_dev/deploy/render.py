@@ -54,7 +54,17 @@ SECURITY = {
 
 
 def _labels(spec: FunctionSpec) -> dict[str, str]:
-    return {"app.kubernetes.io/part-of": "visitlens", "app.kubernetes.io/name": spec.name}
+    return {"app.kubernetes.io/part-of": "visitlens", "app.kubernetes.io/name": spec.name,
+            "app.kubernetes.io/component": "function"}  # fmt: skip
+
+
+# The console and the bridge are Knative Services too: the part-of label lets the ingress gateway
+# and the activator reach them (policy knative-to-services); their component keeps them out of
+# the functions' egress to the data plane (policy functions-egress selects component=function).
+WEB_LABELS = {"app.kubernetes.io/part-of": "visitlens", "app.kubernetes.io/name": "web",
+              "app.kubernetes.io/component": "console"}  # fmt: skip
+BRIDGE_LABELS = {"app.kubernetes.io/part-of": "visitlens", "app.kubernetes.io/name": "minio-bridge",
+                 "app.kubernetes.io/component": "bridge"}  # fmt: skip
 
 
 def _container(spec: FunctionSpec, image: str) -> dict[str, Any]:
@@ -284,7 +294,7 @@ def nginx_conf() -> str:
 
 def web_service(image: str = WEB_IMAGE) -> dict[str, Any]:
     """The console: static files behind the same HTTPRoute as the functions (path ``/``)."""
-    labels = {"app.kubernetes.io/name": "visitlens", "app.kubernetes.io/component": "web"}
+    labels = WEB_LABELS
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
@@ -346,8 +356,8 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
     }])  # fmt: skip
     files["minio-bridge.yaml"] = _dump([{
         "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": "minio-bridge", "namespace": NAMESPACE},
-        "spec": {"template": {"spec": {"containers": [{
+        "metadata": {"name": "minio-bridge", "namespace": NAMESPACE, "labels": BRIDGE_LABELS},
+        "spec": {"template": {"metadata": {"labels": BRIDGE_LABELS}, "spec": {"containers": [{
             "name": "bridge", "image": image,
             "args": ["visitlens", "minio-bridge", "--port", str(PORT)],
             "ports": [{"containerPort": PORT}],
