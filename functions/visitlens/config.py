@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PLACEHOLDER_PREFIX = "dev-only-"
 """Secrets that start with this are placeholders: accepted in dev and test, refused in prod."""
@@ -394,6 +399,21 @@ class Settings(BaseSettings):
         extra="forbid",
         secrets_dir=None,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Secrets as files, two ways: a group's JSON (``visitlens_database`` holding
+        ``{"app_password": …}``) or one setting per file (``visitlens_database__url``: a key of
+        an operator's secret, such as CloudNativePG's ``uri``, mounted as it is)."""
+        nested = NestedSecretsSettingsSource(file_secret_settings, secrets_dir_missing="error")
+        return init_settings, env_settings, dotenv_settings, nested
 
     env: Environment = Field(default=Environment.DEV)
     data_dir: Path = Field(default=Path(".visitlens"), description="all embedded-stack state")

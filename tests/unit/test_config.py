@@ -54,6 +54,26 @@ def test_secrets_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.database.app_password.get_secret_value() == "from-a-file"
 
 
+def test_one_setting_per_file_as_an_operator_writes_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migrate Job mounts CloudNativePG's ``uri`` key as ``visitlens_database__url``: secrets
+    as files, never environment variables; a group's JSON file still works beside it."""
+    (tmp_path / "visitlens_database__url").write_text("postgresql://owner:pw@pg/visitlens\n")
+    (tmp_path / "visitlens_database").write_text('{"app_password": "from-a-group-file"}')
+    monkeypatch.setenv("VISITLENS_SECRETS_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.database.url is not None
+    assert settings.database.url.get_secret_value() == "postgresql://owner:pw@pg/visitlens"
+    assert settings.database.app_password.get_secret_value() == "from-a-group-file"
+
+
+def test_a_missing_secrets_directory_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISITLENS_SECRETS_DIR", "/nonexistent/visitlens-secrets")
+    with pytest.raises(Exception, match="visitlens-secrets"):
+        load_settings()
+
+
 def test_out_of_range_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VISITLENS_S3__RAW_RETENTION_DAYS", "0")
     with pytest.raises(ValidationError, match="raw_retention_days"):

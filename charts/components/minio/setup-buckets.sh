@@ -2,7 +2,8 @@
 # Idempotent: the raw snapshots expire after 30 days (the platform's retention run removes them
 # per tenant setting too; this is the backstop), and staff photos notify the minio-bridge.
 set -eu
-mc alias set visitlens https://minio.visitlens.svc.cluster.local "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" --insecure
+root=/var/run/visitlens/minio-root  # the secret, mounted as files
+mc alias set visitlens https://minio.visitlens.svc.cluster.local "$(cat "$root/user")" "$(cat "$root/password")" --insecure
 mc ilm rule add --expire-days 30 visitlens/faces-raw --insecure || true
 mc event add visitlens/faces-derived arn:minio:sqs::VISITLENS:webhook \
   --event put,delete --prefix staff-faces/ --insecure || true
