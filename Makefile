@@ -27,6 +27,12 @@ $(NCA): dev/tools/nca.txt
 	.tools/nca/bin/python -m pip install --quiet --upgrade pip
 	.tools/nca/bin/python -m pip install --quiet -r dev/tools/nca.txt
 	@touch $@
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV): dev/tools/checkov.txt
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet --upgrade pip
+	.tools/checkov/bin/python -m pip install --quiet -r dev/tools/checkov.txt
+	@touch $@
 
 .PHONY: tools e2e coverage help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
@@ -34,13 +40,14 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
-tools: $(NCA) ## the offline deployment analysers (network-config-analyzer) in .tools/
+tools: $(NCA) $(CHECKOV) ## the offline deployment analysers (network-config-analyzer, checkov) in .tools/
 
-lint: $(STAMP) ## ruff + mypy (strict) over the package, functions and tests; import contracts
+lint: $(STAMP) $(CHECKOV) ## ruff + mypy (strict) over the package, functions and tests; import contracts; checkov over the rendered overlays
 	$(BIN)/ruff check functions edge dev tests scripts
 	$(BIN)/ruff format --check functions edge dev tests scripts
 	$(BIN)/mypy functions/visitlens edge/visitlens_edge dev/visitlens_dev $(wildcard functions/*/main.py) tests
 	$(BIN)/lint-imports
+	$(BIN)/python -m visitlens_dev.deploy.scan --checkov $(CHECKOV)
 
 typecheck: lint
 
