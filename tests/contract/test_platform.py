@@ -205,3 +205,34 @@ def test_a_release_pins_every_visitlens_image_by_digest_with_kustomize(tmp_path:
     ours = [i for i in images if "visitlens" in i or "registry.example" in i]
     assert len(ours) >= 11, images  # 8 functions, the bridge, the migration, the console
     assert all(i.startswith("registry.example/vl/") and i.endswith(digest) for i in ours), ours
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_always_on_service_has_a_disruption_budget_that_selects_its_pods(
+    target: str,
+) -> None:
+    """A drain must not take every pod of an always-on service at once: a PodDisruptionBudget
+    selects the pods Knative makes for it (the template's labels plus
+    ``serving.knative.dev/service``), and it allows a drain to go on (never ``minAvailable``
+    equal to the replicas: that blocks node maintenance for ever)."""
+    docs = build(target)
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for service in knative_services(docs):
+        annotations = service["spec"]["template"].get("metadata", {}).get("annotations", {})
+        if int(annotations.get("autoscaling.knative.dev/min-scale", "0")) < 1:
+            continue
+        name = service["metadata"]["name"]
+        labels = {
+            **service["spec"]["template"].get("metadata", {}).get("labels", {}),
+            "serving.knative.dev/service": name,
+        }
+        selecting = [
+            b for b in budgets
+            if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]  # fmt: skip
+        assert selecting, f"no PodDisruptionBudget selects the pods of {name}"
+        assert all("maxUnavailable" in b["spec"] for b in selecting), selecting
+    if target == "overlays/prod":
+        assert any(b["metadata"]["name"] == "visitlens-milvus" for b in budgets)
+        (cluster,) = [d for d in docs if d["kind"] == "Cluster"]
+        assert cluster["spec"]["enablePDB"] is True

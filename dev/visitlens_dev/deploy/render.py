@@ -292,6 +292,19 @@ def nginx_conf() -> str:
     )
 
 
+def disruption_budget(service: str) -> dict[str, Any]:
+    """A node drain takes at most one pod of an always-on Knative Service at a time (Knative
+    labels every revision pod ``serving.knative.dev/service``; with one replica the drain goes
+    on — the prod overlay runs api and ingest with two)."""
+    return {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": service, "namespace": NAMESPACE,
+                     "labels": {"app.kubernetes.io/part-of": "visitlens"}},
+        "spec": {"maxUnavailable": 1,
+                 "selector": {"matchLabels": {"serving.knative.dev/service": service}}},
+    }  # fmt: skip
+
+
 def web_service(image: str = WEB_IMAGE) -> dict[str, Any]:
     """The console: static files behind the same HTTPRoute as the functions (path ``/``)."""
     labels = WEB_LABELS
@@ -382,7 +395,9 @@ def knative(specs: list[FunctionSpec], image: str = IMAGE) -> dict[str, str]:
         resources.append(path)
     files["web.yaml"] = _dump([web_service()])
     files["http-route.yaml"] = _dump([http_route(specs)])
-    resources += ["web.yaml", "http-route.yaml"]
+    always_on = [spec.name for spec in specs if spec.min_scale >= 1] + ["web"]
+    files["disruption-budgets.yaml"] = _dump([disruption_budget(name) for name in always_on])
+    resources += ["web.yaml", "http-route.yaml", "disruption-budgets.yaml"]
     files["kustomization.yaml"] = HEADER + yaml.safe_dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
          "namespace": NAMESPACE, "resources": resources},
