@@ -404,10 +404,14 @@ class FakePurgeStore:
         self.pointers: list[SnapshotPointer] = []
         self.audit: list[tuple[UUID, str, dict[str, Any]]] = []
         self.runs: dict[UUID, datetime] = {}
+        self.chain_problems: dict[UUID, int] = {}
 
     async def retention(self) -> list[TenantRetention]:
         return [TenantRetention(t, days, self.runs.get(t))
                 for t, days in sorted(self.retention_days.items())]  # fmt: skip
+
+    async def chain_verified(self, tenant_id: UUID, problems: int) -> None:
+        self.chain_problems[tenant_id] = problems
 
     @asynccontextmanager
     async def unit(self, tenant_id: UUID) -> AsyncIterator[FakePurgeUnit]:

@@ -97,3 +97,20 @@ def test_every_metric_named_is_exported() -> None:
     for name in sorted(named):
         base = re.sub(r"_(bucket|count|sum)$", "", name)
         assert name in exported or base in exported, f"{name} is not exported by anything"
+    # what the database's exporter computes: cnpg_<query>_<column> of our custom queries
+    database = yaml.safe_load(
+        yaml.safe_load((REPO / "charts/components/postgres/metrics.yaml").read_text())["data"][
+            "queries"
+        ]
+    )
+    from_database = {
+        f"cnpg_{query}_{column}"
+        for query, spec in database.items()
+        for metric in spec["metrics"]
+        for column in metric
+    }
+    cnpg_named = set(re.findall(r"\b(cnpg_visitlens_[a-z_]+)\b", RULES.read_text()))
+    cnpg_named |= {n for e in panel_exprs() for n in re.findall(r"\b(cnpg_visitlens_[a-z_]+)\b", e)}
+    cnpg_named = {n for n in cnpg_named if not n.endswith("_")}  # "cnpg_visitlens_retention_*"
+    assert {"cnpg_visitlens_retention_oldest_run_age_seconds"} <= cnpg_named
+    assert cnpg_named <= from_database, cnpg_named - from_database

@@ -16,7 +16,7 @@ from cloudevents.http import CloudEvent
 from minio import Minio
 
 from tests.conftest import TenantWorld, delivery, load_function, make_world
-from visitlens.adapters.endpoints import Endpoints
+from visitlens.adapters.endpoints import Endpoints, StackState, embedded_dsn
 from visitlens.adapters.event_tokens import EventTokenIssuer
 from visitlens.adapters.postgres import Database
 from visitlens.config import Settings
@@ -116,3 +116,70 @@ async def test_thirty_one_days_old_snapshots_go_and_a_second_run_finds_nothing(
     assert (await purge_client.post("/", headers=signed, content=body)).status_code == 422
     bare = delivery(event_issuer, "purge")
     assert (await purge_client.post("/", headers=bare, content=b"{}")).status_code == 400
+
+
+async def test_the_database_exporter_reads_the_retention_state_as_pg_monitor(
+    purge_client: httpx.AsyncClient,
+    world: TenantWorld,
+    db: Database,
+    stack_settings: Settings,
+    event_issuer: EventTokenIssuer,
+) -> None:
+    """What CloudNativePG's exporter does at scrape time (charts/components/postgres/metrics.yaml):
+    as ``postgres`` with the pg_monitor role, call retention_state() — counts only, every tenant
+    seen — while pg_monitor reads none of our tables itself. The tick's audit-chain verification
+    is kept with each tenant's run, and an edited audit row shows up there."""
+    import asyncpg
+
+    state = StackState.load(stack_settings.data_dir)
+    superuser = embedded_dsn(state.postgres_socket_dir, "postgres", stack_settings.database.name)
+
+    async def as_exporter(query: str) -> asyncpg.Record | None:
+        conn = await asyncpg.connect(superuser)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL ROLE pg_monitor")
+                row = await conn.fetchrow(query)
+                # the function's system scope never outlives its own query
+                scope = await conn.fetchval("SELECT current_setting('app.system_admin', true)")
+                assert scope in (None, ""), scope
+                return row
+        finally:
+            await conn.close()
+
+    response = await purge_client.post("/", headers=tick(event_issuer)[0], content=b"{}")
+    assert response.status_code == 200, response.text
+    before = await as_exporter("SELECT * FROM retention_state()")
+    assert before is not None and before["tenants"] >= 1 and before["never_purged"] == 0
+    assert before["oldest_run_age_seconds"] < 300 and before["audit_chain_problems"] == 0
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await as_exporter("SELECT count(*) FROM retention_runs")
+
+    # an audit row of the tenant edited behind the application's back: the verification after
+    # its next purge finds it, and the exporter reports it (the row is put back afterwards)
+    tenant = uuid.UUID(world.tenant_id)
+    conn = await asyncpg.connect(superuser)
+    first = await conn.fetchrow(
+        "SELECT seq, details FROM audit_log WHERE tenant_id = $1 ORDER BY seq LIMIT 1", tenant
+    )
+    assert first is not None
+    seq, details = first["seq"], first["details"]
+    try:
+        await conn.execute(
+            "UPDATE audit_log SET details = '{\"edited\": true}' WHERE tenant_id = $1 AND seq = $2",
+            tenant,
+            seq,
+        )
+        await conn.execute("DELETE FROM retention_runs WHERE tenant_id = $1", tenant)  # due now
+        again = await purge_client.post("/", headers=tick(event_issuer)[0], content=b"{}")
+        assert world.tenant_id in {t["tenant_id"] for t in again.json()["tenants"]}
+        after = await as_exporter("SELECT * FROM retention_state()")
+        assert after is not None and after["audit_chain_problems"] >= 1
+    finally:
+        await conn.execute(
+            "UPDATE audit_log SET details = $3 WHERE tenant_id = $1 AND seq = $2",
+            tenant,
+            seq,
+            details,
+        )
+        await conn.close()

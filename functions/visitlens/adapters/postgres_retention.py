@@ -26,6 +26,13 @@ class PostgresPurgeStore:
             )
         return [TenantRetention(r["id"], r["raw_retention_days"], r["finished_at"]) for r in rows]
 
+    async def chain_verified(self, tenant_id: UUID, problems: int) -> None:
+        async with self._db.transaction(DbScope(tenant_id)) as conn:
+            await conn.execute(
+                "UPDATE retention_runs SET audit_chain_problems = $2 WHERE tenant_id = $1",
+                tenant_id, problems,
+            )  # fmt: skip
+
     @asynccontextmanager
     async def unit(self, tenant_id: UUID) -> AsyncIterator[PostgresPurgeUnit]:
         async with self._db.transaction(DbScope(tenant_id)) as conn:

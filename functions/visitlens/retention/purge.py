@@ -87,6 +87,11 @@ class PurgeStore(Protocol):
 
     def unit(self, tenant_id: UUID) -> AbstractAsyncContextManager[PurgeUnit]: ...
 
+    async def chain_verified(self, tenant_id: UUID, problems: int) -> None:
+        """What the audit-chain verification after the tenant's purge found, kept with its run
+        (the database's exporter reports it whatever pod is alive)."""
+        ...
+
 
 @dataclass(slots=True)
 class Purger:

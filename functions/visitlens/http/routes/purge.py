@@ -75,5 +75,6 @@ async def _chain_problems(p: PurgeServices, results: list[dict[str, Any]]) -> in
             report = await verify_chain(conn, tenant)
         if report.problems:
             logger.error("audit chain of tenant %s: %s", tenant, "; ".join(report.problems))
+        await p.purger.store.chain_verified(tenant, len(report.problems))
         problems += len(report.problems)
     return problems
