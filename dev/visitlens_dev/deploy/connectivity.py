@@ -61,7 +61,7 @@ def pods(docs: Iterable[dict[str, Any]]) -> dict[str, dict[str, str]]:
         if kind == "Service" and doc["apiVersion"].startswith("serving.knative.dev/"):
             # Knative adds serving.knative.dev/service (and revision labels) to the template's
             made[name] = {**_template_labels(doc), "serving.knative.dev/service": name}
-        elif kind == "Job":
+        elif kind in ("Job", "Deployment", "StatefulSet"):
             made[name] = _template_labels(doc)
         elif kind == "Cluster" and doc["apiVersion"].startswith("postgresql.cnpg.io/"):
             # CloudNativePG labels every instance cnpg.io/cluster=<cluster> ("Labels and
