@@ -236,3 +236,16 @@ def test_every_always_on_service_has_a_disruption_budget_that_selects_its_pods(
         assert any(b["metadata"]["name"] == "visitlens-milvus" for b in budgets)
         (cluster,) = [d for d in docs if d["kind"] == "Cluster"]
         assert cluster["spec"]["enablePDB"] is True
+
+
+def test_the_runbook_enables_eventing_oidc() -> None:
+    """The functions refuse deliveries without an OIDC token (ADR 0010); Knative Eventing sends
+    one only with its ``authentication-oidc`` feature flag on (knative/docs, sender identity).
+    The install order must turn it on before anything delivers — it did not, and every Trigger
+    and PingSource delivery of a first install was a 401."""
+    runbook = (REPO / "docs" / "deploy.md").read_text()
+    order = runbook[runbook.index("### Install order") :]
+    order = order[: order.index("\n### ", 1)]
+    first_step = order[: order.index("\n2. ")]
+    assert "config-features" in first_step and '"authentication-oidc":"enabled"' in first_step
+    assert "knative-eventing" in first_step
