@@ -159,6 +159,18 @@ async def test_aggregate_triggers_and_report_api(
         "visits": 5, "new_visits": 3, "returning_visits": 2, "unique_visitors": 3,
         "avg_dwell_s": round((1200 + 120 + 30 + 2700 + 10) / 5, 1),
     }  # fmt: skip
+    # distinct visitors over a month are exact (they were null beyond 7 days); beyond a quarter
+    # the buckets carry them
+    month = {"start": "2026-11-01", "end": "2026-11-30"}
+    whole = await ok(
+        await api_client.get(f"{r}/visits", headers=world.auth(world.admin), params=month)
+    )
+    assert whole["totals"]["unique_visitors"] == 3 and whole["totals"]["visits"] == 5
+    year = {"start": "2026-01-01", "end": "2026-12-31", "granularity": "month"}
+    long = await ok(
+        await api_client.get(f"{r}/visits", headers=world.auth(world.admin), params=year)
+    )
+    assert long["totals"]["unique_visitors"] is None and long["totals"]["visits"] == 5
     site_a = await ok(await api_client.get(f"{r}/visits", headers=world.auth(world.admin),
                                             params={**q, "site_id": world.site_a, "granularity": "hour"}))  # fmt: skip
     assert [(b["start"][11:16], b["visits"]) for b in site_a["buckets"]] == [

@@ -106,17 +106,23 @@ async def _uniques(conn: Connection, rng: Range, granularity: Granularity) -> di
     return {r["bucket"]: r["n"] for r in rows}
 
 
+# Distinct visitors over a whole range are counted from the visits (exact) for up to a quarter:
+# a month or a quarter is what a manager compares, and a count over ~90 days of a chain's visits
+# is one index range scan. Beyond that the buckets carry the counts (they do not add up).
+EXACT_DISTINCT_DAYS = 93
+
+
 async def _total_uniques(
     conn: Connection, rng: Range, granularity: Granularity, buckets: list[dict[str, Any]]
 ) -> int | None:
     """Distinct visitors over the whole range: one bucket's count when the range is one period,
-    counted from the visits for up to a week; None beyond (distinct counts do not add up)."""
+    counted from the visits for up to a quarter; None beyond (distinct counts do not add up)."""
     if len(buckets) == 1 and granularity != "hour":
         start = buckets[0]["start"]
         whole = {"day": 1, "week": 7}.get(granularity)
         if whole and rng.lo == start and (rng.hi - rng.lo).days == whole:
             return int(buckets[0]["unique_visitors"])
-    if (rng.hi - rng.lo).days <= 7:
+    if (rng.hi - rng.lo).days <= EXACT_DISTINCT_DAYS:
         value = await conn.fetchval(
             f"SELECT {_DISTINCT} FROM visits v JOIN sites s ON s.id = v.site_id "
             f"WHERE {_VISITS_WHERE}",

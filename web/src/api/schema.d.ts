@@ -2738,7 +2738,7 @@ export interface components {
             returning_visits: number;
             /**
              * Unique Visitors
-             * @description distinct visitors over the whole range: exact for up to 7 days or one whole period; null for longer ranges (distinct counts do not add up: see the buckets)
+             * @description distinct visitors over the whole range: exact for up to 93 days (a quarter) or one whole period; null for longer ranges (distinct counts do not add up: see the buckets)
              */
             unique_visitors: number | null;
             /** Visits */

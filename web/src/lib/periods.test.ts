@@ -19,6 +19,12 @@ describe("date presets", () => {
     const month = presetPeriod("thisMonth", new Date(2026, 2, 31));
     // March 1-31 against February 1-28: the comparison never runs past the month's end
     expect(comparisonPeriod(month, "thisMonth")).toEqual({ start: "2026-02-01", end: "2026-02-28" });
+    // last month (November, 30 days) against the whole of October — its 31st included
+    const november = presetPeriod("lastMonth", new Date(2026, 11, 6));
+    expect(comparisonPeriod(november, "lastMonth")).toEqual({ start: "2026-10-01", end: "2026-10-31" });
+    // and October against all of September; a month to date against the same days before
+    expect(comparisonPeriod({ start: "2026-10-01", end: "2026-10-31" }, "lastMonth")).toEqual({ start: "2026-09-01", end: "2026-09-30" });
+    expect(comparisonPeriod({ start: "2026-12-01", end: "2026-12-06" }, "thisMonth")).toEqual({ start: "2026-11-01", end: "2026-11-06" });
     const last7 = presetPeriod("last7", wednesday);
     expect(comparisonPeriod(last7, "last7")).toEqual({ start: "2026-11-12", end: "2026-11-18" });
   });

@@ -73,7 +73,10 @@ export function comparisonPeriod(period: Period, preset: Preset): Period {
   if (preset === "thisMonth" || preset === "lastMonth") {
     const s = new Date(start.getFullYear(), start.getMonth() - 1, 1);
     const lastOfPrev = new Date(start.getFullYear(), start.getMonth(), 0).getDate();
-    const e = new Date(s.getFullYear(), s.getMonth(), Math.min(end.getDate(), lastOfPrev));
+    // a whole month against the whole month before (November against all 31 days of October);
+    // a month to date against the same days of the month before
+    const wholeMonth = end.getDate() === new Date(end.getFullYear(), end.getMonth() + 1, 0).getDate();
+    const e = new Date(s.getFullYear(), s.getMonth(), wholeMonth ? lastOfPrev : Math.min(end.getDate(), lastOfPrev));
     return { start: iso(s), end: iso(e) };
   }
   const days = Math.round((end.getTime() - start.getTime()) / 86_400_000) + 1;

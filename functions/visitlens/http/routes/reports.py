@@ -73,7 +73,7 @@ class Totals(BaseModel):
     new_visits: int
     returning_visits: int
     unique_visitors: int | None = Field(
-        description="distinct visitors over the whole range: exact for up to 7 days or one "
+        description="distinct visitors over the whole range: exact for up to 93 days (a quarter) or one "
         "whole period; null for longer ranges (distinct counts do not add up: see the buckets)"
     )
     avg_dwell_s: float | None
