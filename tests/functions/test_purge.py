@@ -151,7 +151,8 @@ async def test_the_database_exporter_reads_the_retention_state_as_pg_monitor(
     assert response.status_code == 200, response.text
     before = await as_exporter("SELECT * FROM retention_state()")
     assert before is not None and before["tenants"] >= 1 and before["never_purged"] == 0
-    assert before["oldest_run_age_seconds"] < 300 and before["audit_chain_problems"] == 0
+    # (other tests' tenants may carry edited chains of their own: only the change is ours)
+    assert before["oldest_run_age_seconds"] < 300
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await as_exporter("SELECT count(*) FROM retention_runs")
 
@@ -174,7 +175,8 @@ async def test_the_database_exporter_reads_the_retention_state_as_pg_monitor(
         again = await purge_client.post("/", headers=tick(event_issuer)[0], content=b"{}")
         assert world.tenant_id in {t["tenant_id"] for t in again.json()["tenants"]}
         after = await as_exporter("SELECT * FROM retention_state()")
-        assert after is not None and after["audit_chain_problems"] >= 1
+        assert after is not None
+        assert after["audit_chain_problems"] >= before["audit_chain_problems"] + 1
     finally:
         await conn.execute(
             "UPDATE audit_log SET details = $3 WHERE tenant_id = $1 AND seq = $2",
